@@ -1,0 +1,1 @@
+"""Image pipeline: decode → segment → face crop → encode."""
