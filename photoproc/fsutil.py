@@ -1,0 +1,66 @@
+"""File-system helpers every writer uses: atomic writes and contained paths."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+import unicodedata
+from collections.abc import Iterable
+from pathlib import Path
+
+__all__ = ["contained", "safe_filename", "write_atomic"]
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def write_atomic(path: str | os.PathLike[str], data: bytes | Iterable[bytes], *, fsync: bool = False) -> Path:
+    """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
+
+    The bytes go to a temporary file in the same folder (so ``os.replace`` is a
+    rename on one file system), which is removed if anything fails — a killed
+    process leaves at most a ``.tmp-*`` file that no reader looks for.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=path.suffix, dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            if isinstance(data, (bytes, bytearray, memoryview)):
+                fh.write(data)
+            else:
+                for chunk in data:
+                    fh.write(chunk)
+            if fsync:
+                fh.flush()
+                os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def contained(root: str | os.PathLike[str], *parts: str) -> Path:
+    """``root/parts`` resolved, refusing anything that escapes ``root`` (``..``, links, absolute)."""
+    base = Path(root).resolve()
+    target = base.joinpath(*parts).resolve()
+    if not target.is_relative_to(base):
+        raise ValueError(f"path {'/'.join(parts)!r} escapes {base}")
+    return target
+
+
+def safe_filename(name: str, *, default: str = "image", max_length: int = 100) -> str:
+    """A portable file name built from a display name: ASCII, no separators, no dot files."""
+    stem = unicodedata.normalize("NFKD", Path(name.replace("\\", "/")).name)
+    stem = stem.encode("ascii", "ignore").decode("ascii")
+    stem = _UNSAFE.sub("_", stem).strip("._-")
+    if not stem:
+        stem = default
+    if len(stem) > max_length:
+        root, dot, ext = stem.rpartition(".")
+        stem = (root[: max_length - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else stem[:max_length]
+    return stem
