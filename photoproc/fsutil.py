@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
@@ -14,7 +15,9 @@ __all__ = ["contained", "safe_filename", "write_atomic"]
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes | Iterable[bytes], *, fsync: bool = False) -> Path:
+def write_atomic(
+    path: str | os.PathLike[str], data: bytes | Iterable[bytes], *, fsync: bool = False
+) -> Path:
     """Write ``data`` to ``path`` so that readers see the old file or the whole new one.
 
     The bytes go to a temporary file in the same folder (so ``os.replace`` is a
@@ -36,10 +39,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes | Iterable[bytes], *,
                 os.fsync(fh.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        except FileNotFoundError:
-            pass
         raise
     return path
 
@@ -62,5 +63,9 @@ def safe_filename(name: str, *, default: str = "image", max_length: int = 100) -
         stem = default
     if len(stem) > max_length:
         root, dot, ext = stem.rpartition(".")
-        stem = (root[: max_length - len(ext) - 1] + "." + ext) if dot and len(ext) <= 10 else stem[:max_length]
+        stem = (
+            (root[: max_length - len(ext) - 1] + "." + ext)
+            if dot and len(ext) <= 10
+            else stem[:max_length]
+        )
     return stem

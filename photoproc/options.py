@@ -16,7 +16,7 @@ from typing import Any, ClassVar
 
 from .errors import InvalidOptionsError
 
-__all__ = ["ASPECTS", "FORMATS", "FACE_DETECTORS", "ProcessOptions", "parse_color"]
+__all__ = ["ASPECTS", "FACE_DETECTORS", "FORMATS", "ProcessOptions", "parse_color"]
 
 FORMATS = ("png", "webp", "jpeg")
 ASPECTS = {"1:1": 1.0, "4:5": 4 / 5, "3:4": 3 / 4, "free": None}
@@ -159,7 +159,9 @@ class ProcessOptions:
         fmt = str(self.format).strip().lower().lstrip(".")
         fmt = _FORMAT_ALIASES.get(fmt, fmt)
         if fmt not in FORMATS:
-            raise InvalidOptionsError("format", f"{self.format!r} is not one of {', '.join(FORMATS)}")
+            raise InvalidOptionsError(
+                "format", f"{self.format!r} is not one of {', '.join(FORMATS)}"
+            )
         set_(self, "format", fmt)
         set_(self, "bgcolor", parse_color(self.bgcolor))
         if fmt == "jpeg" and self.bgcolor is None:
@@ -187,7 +189,9 @@ class ProcessOptions:
         if aspect in ("square", "1"):
             aspect = "1:1"
         if aspect not in ASPECTS:
-            raise InvalidOptionsError("aspect", f"{self.aspect!r} is not one of {', '.join(ASPECTS)}")
+            raise InvalidOptionsError(
+                "aspect", f"{self.aspect!r} is not one of {', '.join(ASPECTS)}"
+            )
         set_(self, "aspect", aspect)
         if self.output_size in ("", None):
             set_(self, "output_size", None)
@@ -223,7 +227,9 @@ class ProcessOptions:
         return tuple(f.name for f in fields(cls))
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any] | None = None, **overrides: Any) -> ProcessOptions:
+    def from_mapping(
+        cls, values: Mapping[str, Any] | None = None, **overrides: Any
+    ) -> ProcessOptions:
         """Build from loosely typed values (form fields, JSON, CLI); unknown keys are refused.
 
         A list value (repeated form field) uses its last element.
