@@ -8,10 +8,18 @@ when the job can no longer change; ``failed`` says how many of those failed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-__all__ = ["TERMINAL_ITEM", "TERMINAL_JOB", "Item", "ItemStatus", "Job", "JobStatus"]
+__all__ = ["TERMINAL_ITEM", "TERMINAL_JOB", "Item", "ItemStatus", "Job", "JobStatus", "iso_time"]
+
+
+def iso_time(timestamp: float | None) -> str | None:
+    """Epoch seconds → ISO 8601 in UTC, the form every JSON edge uses."""
+    if timestamp is None:
+        return None
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat(timespec="milliseconds")
 
 
 class JobStatus(str, Enum):
@@ -123,9 +131,9 @@ class Job:
             "progress": self.progress(),
             "metadata": dict(self.options),
             "source": self.source,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "finished_at": self.finished_at,
+            "created_at": iso_time(self.created_at),
+            "updated_at": iso_time(self.updated_at),
+            "finished_at": iso_time(self.finished_at),
             "error": self.error,
         }
         if items is not None:
