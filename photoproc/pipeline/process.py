@@ -1,0 +1,193 @@
+"""``process_image``: one image in, encoded cutouts / face crops out.
+
+Order of the stages: faces are detected on the whole upright image, each face
+region is cropped (padded at the image edge so the face stays centred), and
+the background is removed from the *crop*. Segmenting the crop rather than the
+whole photo gives the model a larger view of the person (the model input is a
+fixed 320 px square, so a full photo shrinks a face to a few dozen pixels) and
+costs less to upscale and encode. The pixels are decoded once.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from ..options import ProcessOptions
+from . import encode as enc
+from .decode import DEFAULT_MAX_PIXELS, decode
+from .types import Face, Output, Result
+
+__all__ = ["NO_FACE_WARNING", "configure_threads", "process_image", "warm_up"]
+
+NO_FACE_WARNING = "no face detected"
+
+
+def configure_threads(threads: int = 1) -> None:
+    """Give OpenCV ``threads`` threads; callers run one image per core in parallel instead."""
+    cv2.setNumThreads(threads)
+
+
+def warm_up(options: ProcessOptions) -> None:
+    """Load what ``options`` will need (model session, face detector) in this process."""
+    if options.remove_bg:
+        _segmenter(options)
+    if options.crop_face:
+        from .faces import detect_faces
+
+        detect_faces(
+            np.zeros((64, 64, 3), np.uint8),
+            detector=options.face_detector,
+            yunet_model=options.yunet_path,
+        )
+
+
+def _segmenter(options: ProcessOptions):
+    from .segment import get_segmenter
+
+    return get_segmenter(options.model, options.model_path)
+
+
+class _Clock:
+    """Adds wall time per stage into ``timings`` (seconds)."""
+
+    def __init__(self) -> None:
+        self.timings: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, stage: str) -> None:
+        now = time.perf_counter()
+        self.timings[stage] = self.timings.get(stage, 0.0) + (now - self._last)
+        self._last = now
+
+
+def process_image(
+    data: bytes,
+    options: ProcessOptions | None = None,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    keep_pixels: bool = False,
+) -> Result:
+    """Decode ``data``, crop faces and/or remove the background, encode the result(s).
+
+    Raises :class:`~photoproc.errors.ImageError` for unreadable input and
+    :class:`~photoproc.errors.ModelError` when the model cannot be loaded. Set
+    ``keep_pixels`` to keep the decoded result arrays on each output (notebooks).
+    """
+    options = options or ProcessOptions()
+    clock = _Clock()
+    image = decode(data, max_pixels=max_pixels)
+    pixels = image.pixels
+    height, width = pixels.shape[:2]
+    clock.lap("decode")
+
+    warnings: list[str] = []
+    regions: list[tuple[np.ndarray, np.ndarray | None, Face | None]]
+    faces: list[Face] = []
+    if options.crop_face:
+        from .faces import crop_box, crop_padded, detect_faces
+
+        faces = detect_faces(pixels, detector=options.face_detector, yunet_model=options.yunet_path)
+        clock.lap("detect")
+        if not faces:
+            warnings.append(NO_FACE_WARNING)
+            regions = [(pixels, None, None)]
+        else:
+            chosen = faces if options.all_faces else faces[:1]
+            regions = []
+            for face in chosen:
+                box = crop_box(
+                    face,
+                    width,
+                    height,
+                    margin=options.face_margin,
+                    aspect_ratio=options.aspect_ratio,
+                )
+                crop, inside = crop_padded(pixels, box)
+                regions.append((crop, None if inside.all() else inside, face))
+        clock.lap("crop")
+    else:
+        regions = [(pixels, None, None)]
+
+    outputs = [
+        _render(region, inside, face, options, clock, keep_pixels)
+        for region, inside, face in regions
+    ]
+    return Result(
+        outputs=outputs,
+        width=width,
+        height=height,
+        source_format=image.format,
+        warnings=warnings,
+        timings=clock.timings,
+        faces=faces,
+    )
+
+
+def _render(
+    region: np.ndarray,
+    inside: np.ndarray | None,
+    face: Face | None,
+    options: ProcessOptions,
+    clock: _Clock,
+    keep_pixels: bool,
+) -> Output:
+    resize: Callable[[np.ndarray], np.ndarray] | None = None
+    if face is not None and options.output_size:
+        from .faces import resize_to
+
+        def resize(a: np.ndarray) -> np.ndarray:
+            return resize_to(a, options.output_size)
+
+    bgr = region[..., :3] if region.shape[2] == 4 else region
+    if options.remove_bg:
+        mask = _segmenter(options).predict(bgr)
+        if inside is not None:
+            mask = np.minimum(mask, inside)
+        clock.lap("segment")
+        if options.post_process_mask:
+            mask = enc.post_process_mask(mask)
+        if options.only_mask:
+            result = mask
+        else:
+            colour = region
+            if options.alpha_matting:
+                colour, mask = enc.refine_alpha_matting(
+                    bgr,
+                    mask,
+                    foreground_threshold=options.alpha_matting_foreground_threshold,
+                    background_threshold=options.alpha_matting_background_threshold,
+                    erode_size=options.alpha_matting_erode_size,
+                )
+                if inside is not None:
+                    mask = np.minimum(mask, inside)
+            result = enc.cutout(colour, mask)
+            if options.bgcolor is not None:
+                result = enc.apply_background(result, options.bgcolor)
+    else:
+        result = region
+        if inside is not None or region.shape[2] == 4:
+            alpha = inside if inside is not None else np.full(region.shape[:2], 255, np.uint8)
+            result = enc.cutout(region, alpha)
+            colour = options.bgcolor
+            if colour is None and options.format == "jpeg":
+                colour = (255, 255, 255, 255)
+            if colour is not None:
+                result = enc.apply_background(result, colour)
+    if resize is not None:
+        result = resize(result)
+    clock.lap("compose")
+    data = enc.encode(result, options.format)
+    clock.lap("encode")
+    out_h, out_w = result.shape[:2]
+    return Output(
+        data=data,
+        format=options.format,
+        width=out_w,
+        height=out_h,
+        face=face,
+        pixels=result if keep_pixels else None,
+    )
