@@ -1,0 +1,57 @@
+"""What every photoproc handler is given: the service, the limits, the host's auth.
+
+One :class:`ServerContext` per mounted route table; handlers receive it as their
+only ``initialize`` argument, so the three hosts differ only in the context and
+in the base classes :mod:`photoproc.server.routes` composes the handlers with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .auth import ServerAuth
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..service import PhotoService
+    from .websocket import JobBroadcasts
+
+__all__ = ["ServerContext"]
+
+
+@dataclass
+class ServerContext:
+    service: PhotoService
+    settings: Settings
+    #: URL prefix of ``api/…``, ``ws/…`` and ``health``; starts and ends with ``/``.
+    base_url: str = "/"
+    #: token/origin policy of the standalone and Voilà hosts; ``None`` under
+    #: jupyter_server, where Jupyter's own auth applies.
+    auth: ServerAuth | None = field(default_factory=ServerAuth)
+    #: WebSocket progress messages list the items only up to this many (then fetch
+    #: ``process-status`` with ``items_offset``/``items_limit``).
+    ws_items_limit: int = 1000
+    broadcasts: JobBroadcasts = field(init=False)
+
+    def __post_init__(self) -> None:
+        from .websocket import JobBroadcasts
+
+        if not self.base_url.startswith("/"):
+            self.base_url = "/" + self.base_url
+        if not self.base_url.endswith("/"):
+            self.base_url += "/"
+        self.broadcasts = JobBroadcasts(self)
+
+    @property
+    def spool_dir(self) -> Path:
+        """Where uploads are streamed before ``submit`` stages them (same file system)."""
+        return self.settings.data_dir / "uploads"
+
+    def url(self, path: str) -> str:
+        return self.base_url + path.lstrip("/")
+
+    def close(self) -> None:
+        """Stop every progress subscription (server shutdown)."""
+        self.broadcasts.close()
