@@ -392,9 +392,7 @@ class PhotoService:
         """
         self._check_open()
         events: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        unsubscribe = self._events.subscribe(
-            job_id, events.put, on_end=lambda: events.put(None)
-        )
+        unsubscribe = self._events.subscribe(job_id, events.put, on_end=lambda: events.put(None))
         return self._watch(job_id, events, unsubscribe, timeout)
 
     @staticmethod
@@ -432,7 +430,9 @@ class PhotoService:
         # A worker on this host whose process is gone is dead now, not in 10 s.
         host = socket.gethostname()
         live = []
-        for worker in self.store.live_workers(within=max(10.0, 5 * self.settings.heartbeat_seconds)):
+        for worker in self.store.live_workers(
+            within=max(10.0, 5 * self.settings.heartbeat_seconds)
+        ):
             if worker.get("host") == host and not _pid_alive(worker.get("pid")):
                 continue
             live.append(worker)
@@ -532,4 +532,3 @@ def _close_all() -> None:
             service.close(timeout=5)
         except Exception:
             log.exception("closing %r at exit", service)
-

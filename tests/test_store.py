@@ -7,6 +7,7 @@ fast and exact; concurrency is tested with real threads and real processes.
 from __future__ import annotations
 
 import multiprocessing
+import pickle
 import sqlite3
 import threading
 import traceback
@@ -19,7 +20,14 @@ import pytest
 
 from photoproc.errors import ItemNotFoundError, JobNotFoundError
 from photoproc.jobs import ItemStatus, JobStatus
-from photoproc.store import SCHEMA_VERSION, Claim, JobStore, NewItem, SchemaVersionError
+from photoproc.store import (
+    SCHEMA_VERSION,
+    Claim,
+    JobStore,
+    NewItem,
+    SchemaVersionError,
+    transaction,
+)
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -201,6 +209,58 @@ def test_migrates_a_v1_database_and_keeps_its_jobs(tmp_path: Path, clock: Clock)
     assert _schema(old) == _schema(tmp_path / "fresh.db")
 
 
+def _create_in_process(path: str, barrier, results) -> None:
+    """Child process body: open a database that may not exist yet, add a job."""
+    try:
+        barrier.wait(timeout=60)
+        with JobStore(path) as store:
+            results.put((make_job(store, 2).id, None))
+    except BaseException:
+        results.put((None, traceback.format_exc()))
+
+
+def test_processes_creating_the_database_at_once(db_path: Path) -> None:
+    """WAL switch and migration race when several processes open a new file."""
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(3)
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_create_in_process, args=(str(db_path), barrier, results))
+        for _ in range(3)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        reports = [results.get(timeout=50) for _ in procs]
+    finally:
+        for proc in procs:
+            proc.join(timeout=10)
+    assert [error for _, error in reports] == [None] * 3
+    with JobStore(db_path) as store:
+        assert {job.id for job in store.list_jobs()} == {job_id for job_id, _ in reports}
+        assert store._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+
+
+@pytest.mark.parametrize(
+    ("sql", "index"),
+    [
+        (transaction._CLAIM, "items_open"),
+        (transaction._POISON, "items_leased"),
+        (transaction._ABANDONED, "items_leased"),
+    ],
+    ids=["claim", "poison", "abandoned"],
+)
+def test_queue_statements_use_indexes_not_table_scans(store: JobStore, sql, index) -> None:
+    """A claim must cost O(active jobs), not O(items): a 10,000-image job must
+    not slow every claim down."""
+    plan = store._conn().execute(
+        f"EXPLAIN QUERY PLAN {sql}", {"token": "t", "worker": "w", "now": 0, "lease": 1, "max": 3}
+    )
+    details = [row["detail"] for row in plan]
+    assert any(index in detail for detail in details), details
+    assert not [d for d in details if d.startswith("SCAN") and "USING" not in d], details
+
+
 def test_refuses_a_database_from_a_newer_version(db_path: Path) -> None:
     JobStore(db_path).close()
     conn = sqlite3.connect(db_path)
@@ -251,7 +311,9 @@ def test_job_of_only_failed_items_fails_at_once(store: JobStore, clock: Clock) -
 
 def test_create_job_with_given_id(store: JobStore) -> None:
     job_id = str(uuid.uuid4())
-    assert store.create_job(options={}, source="api", items=new_items(1), job_id=job_id).id == job_id
+    assert (
+        store.create_job(options={}, source="api", items=new_items(1), job_id=job_id).id == job_id
+    )
     with pytest.raises(ValueError, match="cannot create job"):
         store.create_job(options={}, source="api", items=new_items(1), job_id=job_id)
 
@@ -491,7 +553,9 @@ def test_poison_pill_fails_the_item_and_the_job_goes_on(store: JobStore, clock: 
     assert nxt.index == 1
     item = store.get_item(job.id, 0)
     assert item.status == ItemStatus.FAILED
-    assert item.error == "worker died or hung on this image 3 times; last: lease of worker w3 expired"
+    assert (
+        item.error == "worker died or hung on this image 3 times; last: lease of worker w3 expired"
+    )
     progress = store.get_job(job.id)
     assert (progress.status, progress.processed, progress.failed) == (JobStatus.PROCESSING, 1, 1)
     assert store.finish(nxt, outputs=[])
@@ -610,7 +674,11 @@ def test_heartbeats_and_live_workers(store: JobStore, clock: Clock) -> None:
     store.heartbeat("w2", pid=102, host="beta")
     assert [w["id"] for w in store.live_workers()] == ["w1", "w2"]
     w1 = store.live_workers()[0]
-    assert (w1["pid"], w1["host"], w1["info"]) == (101, "alpha", {"executor": "process", "slots": 2})
+    assert (w1["pid"], w1["host"], w1["info"]) == (
+        101,
+        "alpha",
+        {"executor": "process", "slots": 2},
+    )
     assert w1["seen_at"] == w1["started_at"] == clock()
 
     clock.advance(11)
@@ -773,6 +841,13 @@ def test_a_forked_child_opens_its_own_connection(store: JobStore) -> None:
     c = claim(store)
     assert c.index == 1 and store.finish(c, outputs=[])
     assert store.get_job(job.id).status == JobStatus.COMPLETED
+
+
+def test_a_pickled_store_reopens_the_same_file(store: JobStore) -> None:
+    job = make_job(store, 1)
+    with pickle.loads(pickle.dumps(store)) as copy:
+        assert copy is not store and copy.path == store.path
+        assert copy.get_job(job.id) == job
 
 
 def test_closed_store_refuses_work(db_path: Path) -> None:

@@ -46,8 +46,7 @@ def _data_dir(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
-        help="job database and files (default: $PHOTOPROC_DATA_DIR, else the per-user "
-        "data folder)",
+        help="job database and files (default: $PHOTOPROC_DATA_DIR, else the per-user data folder)",
     )
 
 
@@ -66,9 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     worker.add_argument("--item-timeout", type=float, help="seconds before an image is killed")
     worker.add_argument("--max-attempts", type=int, help="tries per image (crash, timeout)")
-    worker.add_argument(
-        "--warm", metavar="MODEL", help="load this model in every process at start"
-    )
+    worker.add_argument("--warm", metavar="MODEL", help="load this model in every process at start")
     worker.add_argument(
         "--grace", type=float, default=30.0, help="seconds running images get to finish on stop"
     )

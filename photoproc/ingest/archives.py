@@ -60,11 +60,20 @@ class Archive:
 
     def zipfile(self) -> ZipFile:
         with self._lock:
-            if self._zip is None:
-                zf = ZipFile(self._open_file())
-                self._zip = zf
-                self._close = weakref.finalize(self, zf.close)
-            return self._zip
+            return self._ensure_open()
+
+    def _ensure_open(self) -> ZipFile:
+        if self._zip is None:
+            zf = ZipFile(self._open_file())
+            self._zip = zf
+            self._close = weakref.finalize(self, zf.close)
+        return self._zip
+
+    def open(self, info: ZipInfo) -> BinaryIO:
+        """One entry's stream; under the lock so that a concurrent :meth:`close` cannot
+        slip in between. An open entry survives the close (``zipfile`` counts its readers)."""
+        with self._lock:
+            return self._ensure_open().open(info)
 
     def close(self) -> None:
         with self._lock:
@@ -90,7 +99,7 @@ class Archive:
             )
 
     def opener(self, name: str, info: ZipInfo) -> Callable[[], _EntryStream]:
-        return lambda: _EntryStream(name, self.zipfile().open(info))
+        return lambda: _EntryStream(name, self.open(info))
 
 
 class _EntryStream:

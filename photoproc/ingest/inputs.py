@@ -23,10 +23,7 @@ from .archives import Archive, is_zip, iter_archive
 from .names import archive_stem, clean_part, clean_relpath, is_ignored
 from .sources import CHUNK_BYTES, IngestLimits, Opener, Skipped, Source, UploadedFile
 
-__all__ = ["Input", "iter_sources"]
-
-#: what one input may be (see :func:`iter_sources`).
-Input = "str | os.PathLike[str] | UploadedFile | tuple[str, bytes | BinaryIO]"
+__all__ = ["DEFAULT_LIMITS", "iter_sources"]
 
 #: bytes read to decide what a file is; every sniffed format needs far fewer.
 HEAD_BYTES = 4096
@@ -134,8 +131,9 @@ def _walk(folder: Path, base: Path, prefix: str, ctx: _Context) -> Iterator[Sour
         path = Path(entry.path)
         try:
             if entry.is_symlink():
-                target = path.resolve()
-                if not target.exists():
+                # realpath, unlike Path.resolve on 3.11, never raises on a link loop.
+                target = Path(os.path.realpath(path))
+                if not target.exists():  # dangling, or a loop
                     yield Skipped(name, "broken symlink")
                     continue
                 if not target.is_relative_to(base):
@@ -150,7 +148,7 @@ def _walk(folder: Path, base: Path, prefix: str, ctx: _Context) -> Iterator[Sour
                 continue
             else:
                 regular = entry.is_file(follow_symlinks=False)
-        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        except OSError as exc:
             yield Skipped(name, f"unreadable ({exc})")
             continue
         if not regular:  # a FIFO would block the reader, a device never ends

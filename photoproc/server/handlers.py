@@ -28,7 +28,6 @@ from urllib.parse import quote
 
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
-from tornado.web import HTTPError
 
 from ..errors import NoImagesError, PhotoprocError, UploadTooLargeError
 from ..fsutil import safe_filename
@@ -362,9 +361,7 @@ class DownloadMixin(PhotoprocMixin):
     async def _send_zip(self, job_id: str) -> None:
         chunks = await self.call(self.ctx.service.results_zip, job_id)
         self.set_header("Content-Type", "application/zip")
-        self.set_header(
-            "Content-Disposition", content_disposition(f"photoproc-{job_id[:8]}.zip")
-        )
+        self.set_header("Content-Disposition", content_disposition(f"photoproc-{job_id[:8]}.zip"))
         loop = IOLoop.current()
         try:
             while True:
@@ -427,10 +424,11 @@ class InfoMixin(PhotoprocMixin):
                 {
                     "name": info.name,
                     "installed": bool(status.installed),
-                    "family": getattr(info, "family", None),
-                    "description": getattr(info, "description", ""),
-                    "licence": getattr(info, "licence", None),
-                    "size_bytes": getattr(info, "size_bytes", None),
+                    "offline": info.family == "classical",
+                    "family": info.family,
+                    "description": info.description,
+                    "licence": info.licence,
+                    "size_bytes": info.size_bytes,
                 }
             )
         defaults = ProcessOptions()
@@ -466,7 +464,7 @@ class HealthMixin(PhotoprocMixin):
             log.warning("health check failed: %s", exc)
             self.write_json({"status": "error", "db": "error", "message": str(exc)}, 503)
             return
-        self.write_json(health)
+        self.write_json(health, 200 if health.get("status") == "ok" else 503)
 
 
 class OpenApiMixin(PhotoprocMixin):

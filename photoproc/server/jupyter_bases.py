@@ -16,7 +16,12 @@ from tornado import web
 from tornado.web import StaticFileHandler
 from tornado.websocket import WebSocketHandler
 
-__all__ = ["JupyterApiHandler", "JupyterPageHandler", "JupyterRedirectHandler", "JupyterSocketHandler"]
+__all__ = [
+    "JupyterApiHandler",
+    "JupyterPageHandler",
+    "JupyterRedirectHandler",
+    "JupyterSocketHandler",
+]
 
 
 class JupyterApiHandler(APIHandler):

@@ -22,7 +22,7 @@ from python_multipart.exceptions import FormParserError
 from python_multipart.multipart import parse_options_header
 
 from ..errors import UploadTooLargeError
-from ..ingest.sources import UploadedFile
+from ..ingest import UploadedFile
 
 __all__ = ["MalformedUploadError", "MultipartUpload", "UploadResult", "boundary_of"]
 

@@ -140,6 +140,11 @@ class JobStore:
             for _, conn in conns:
                 conn.close()
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickles as "open this file again", so a store can be handed to another
+        process (executors, Dask); connections never travel."""
+        return (_reopen, (self.path, self.busy_timeout, self._clock))
+
     def __enter__(self) -> JobStore:
         return self
 
@@ -416,7 +421,7 @@ class JobStore:
             row = tx.held(claim)
             if row is None:
                 return False
-            tx.requeue(claim, row["job_status"], error=None, uncount=False)
+            tx.requeue(claim, row["job_status"], error=None, uncount=True)
         return True
 
     def queue_depth(self) -> int:
@@ -489,3 +494,7 @@ class JobStore:
         if status is None:
             return "", ()
         return "WHERE status = ?", (_status(status),)
+
+
+def _reopen(path: Path, busy_timeout: float, clock: Callable[[], float]) -> JobStore:
+    return JobStore(path, busy_timeout=busy_timeout, clock=clock)

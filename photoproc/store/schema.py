@@ -117,6 +117,9 @@ def _steps(statements: Sequence[str]) -> Callable[[sqlite3.Connection], None]:
     return step
 
 
+#: UPDATE … RETURNING, which every atomic claim relies on, arrived in 3.35.
+MIN_SQLITE = (3, 35, 0)
+
 #: ``MIGRATIONS[n]`` upgrades a version-``n`` database to ``n + 1``. Append only.
 MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_steps(_V1), _steps(_V2))
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -175,6 +178,11 @@ def connect(path: str | Path, *, busy_timeout: float = 30.0) -> sqlite3.Connecti
     :meth:`JobStore.close` can close connections of other threads; each
     connection is still used by one thread.
     """
+    if sqlite3.sqlite_version_info < MIN_SQLITE:
+        raise RuntimeError(
+            f"photoproc's job store needs SQLite >= {'.'.join(map(str, MIN_SQLITE))} "
+            f"(UPDATE … RETURNING); this Python has {sqlite3.sqlite_version}"
+        )
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(
         str(path), timeout=busy_timeout, isolation_level=None, check_same_thread=False

@@ -46,19 +46,21 @@ WHERE rowid = (
     ORDER BY i.idx LIMIT 1)
 RETURNING *"""
 
+# Both walk the few leased items (items_leased); the job's state is looked up per
+# item, since an IN over jobs would make the planner visit every item of every job.
 _POISON = f"""
 UPDATE items SET
     status = 'failed', token = NULL, lease_until = NULL, updated_at = :now,
     error = 'worker died or hung on this image ' || attempts || ' times; last: lease of worker '
         || coalesce(worker_id, '?') || ' expired'
 WHERE status = 'processing' AND lease_until < :now AND attempts >= :max
-  AND job_id IN (SELECT id FROM jobs WHERE status IN {ACTIVE})
+  AND (SELECT status FROM jobs WHERE id = items.job_id) IN {ACTIVE}
 RETURNING job_id"""
 
 _ABANDONED = """
 UPDATE items SET status = 'cancelled', token = NULL, lease_until = NULL, updated_at = :now
 WHERE status = 'processing' AND lease_until < :now
-  AND job_id IN (SELECT id FROM jobs WHERE status = 'cancelled')
+  AND (SELECT status FROM jobs WHERE id = items.job_id) = 'cancelled'
 RETURNING job_id"""
 
 

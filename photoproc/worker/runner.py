@@ -216,8 +216,8 @@ class Worker:
             while True:
                 if kind == "done" and token is not None:
                     self._complete(token)
-                elif kind == "wake":
-                    last_version = -1  # claim at once
+                # A child is free, or work was submitted here: claim at once.
+                last_version = -1
                 try:
                     kind, token = self._events.get_nowait()
                 except queue.Empty:
@@ -257,16 +257,11 @@ class Worker:
             item_function=self._item_function,
             write_function=self._write_function,
         )
-        assert self._pool is not None
         try:
-            future = self._pool.schedule(run_item, args=(task,), timeout=self.settings.item_timeout)
-        except RuntimeError:
-            # The pool broke (its manager threads died); start a fresh one.
-            log.exception("worker %s: process pool broken, restarting it", self.id)
-            with contextlib.suppress(Exception):
-                self._pool.stop()
-            self._pool = self._new_pool()
-            future = self._pool.schedule(run_item, args=(task,), timeout=self.settings.item_timeout)
+            future = self._schedule(task)
+        except BaseException:
+            self.store.release(claim)  # not ours to keep if we cannot run it
+            raise
         running.future = future
         self._running[claim.token] = running
         with self._lock:
@@ -274,6 +269,18 @@ class Worker:
         token = claim.token
         future.add_done_callback(lambda _f: self._events.put(("done", token)))
         self._changed(claim.job_id)
+
+    def _schedule(self, task: ItemTask) -> pebble.ProcessFuture:
+        assert self._pool is not None
+        try:
+            return self._pool.schedule(run_item, args=(task,), timeout=self.settings.item_timeout)
+        except RuntimeError:
+            # The pool broke (its manager threads died); one fresh pool, then give up.
+            log.exception("worker %s: process pool broken, restarting it", self.id)
+            with contextlib.suppress(Exception):
+                self._pool.stop()
+            self._pool = self._new_pool()
+            return self._pool.schedule(run_item, args=(task,), timeout=self.settings.item_timeout)
 
     def _complete(self, token: str) -> None:
         running = self._running.pop(token, None)
@@ -314,9 +321,11 @@ class Worker:
             error = str(outcome.get("error") or "unknown error")
             retry = bool(outcome.get("retry"))
             if outcome.get("traceback"):
-                log.warning("item %s/%d failed:\n%s", claim.job_id, claim.index, outcome["traceback"])
+                log.warning(
+                    "item %s/%d failed:\n%s", claim.job_id, claim.index, outcome["traceback"]
+                )
             if retry and claim.attempt >= self.settings.max_attempts:
-                error = f"{error} (attempt {claim.attempt} of {self.settings.max_attempts}, giving up)"
+                error = f"failed {claim.attempt} times, giving up; last: {error}"
             accepted = self.store.fail(claim, error, retry=retry)
             if retry and claim.attempt < self.settings.max_attempts:
                 self.counts["retried"] += accepted
@@ -389,7 +398,10 @@ class Worker:
                 if item.future is not None:
                     item.future.cancel()
                 log.warning(
-                    "worker %s lost its claim on %s/%d", self.id, item.claim.job_id, item.claim.index
+                    "worker %s lost its claim on %s/%d",
+                    self.id,
+                    item.claim.job_id,
+                    item.claim.index,
                 )
 
     def _heartbeat(self) -> None:

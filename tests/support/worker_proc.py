@@ -105,13 +105,11 @@ def _log(data: bytes) -> None:
             os.close(fd)
 
 
-def fast(data: bytes, options, *, max_pixels: int = 0) -> Result:
-    _log(data)
+def _result(data: bytes, options) -> Result:
     if data.endswith(BAD):
         raise InvalidImageError("not an image: test marker BAD")
-    out = expected_output(data)
     return Result(
-        outputs=[Output(data=out, format=options.format, width=4, height=4)],
+        outputs=[Output(data=expected_output(data), format=options.format, width=4, height=4)],
         width=4,
         height=4,
         source_format="png",
@@ -120,20 +118,29 @@ def fast(data: bytes, options, *, max_pixels: int = 0) -> Result:
     )
 
 
+# Each stand-in logs once, when it starts: a call killed halfway is still counted.
+
+
+def fast(data: bytes, options, *, max_pixels: int = 0) -> Result:
+    _log(data)
+    return _result(data, options)
+
+
 def slow(data: bytes, options, *, max_pixels: int = 0) -> Result:
+    _log(data)
     time.sleep(float(os.environ.get("PHOTOPROC_TEST_SLEEP", "0.5")))
-    return fast(data, options, max_pixels=max_pixels)
+    return _result(data, options)
 
 
 def misbehave(data: bytes, options, *, max_pixels: int = 0) -> Result:
     """Kills its own process on ``POISON``, hangs on ``HANG``, else like ``slow``."""
+    _log(data)
     if data.endswith(POISON):
-        _log(data)
         os.kill(os.getpid(), signal.SIGKILL)
     if data.endswith(HANG):
-        _log(data)
         time.sleep(3600)
-    return slow(data, options, max_pixels=max_pixels)
+    time.sleep(float(os.environ.get("PHOTOPROC_TEST_SLEEP", "0.5")))
+    return _result(data, options)
 
 
 def slow_write(path, data: bytes, *, fsync: bool = False) -> Path:
@@ -167,7 +174,11 @@ def worker_env(**extra: str) -> dict[str, str]:
 
 
 def start_worker_process(
-    data_dir: Path, *, workers: int = 1, env: dict[str, str] | None = None, log_path: Path | None = None
+    data_dir: Path,
+    *,
+    workers: int = 1,
+    env: dict[str, str] | None = None,
+    log_path: Path | None = None,
 ) -> subprocess.Popen:
     """``python -m photoproc worker --data-dir D --workers N`` as a subprocess."""
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -240,3 +251,41 @@ def read_log(path: Path) -> list[tuple[int, int, str]]:
         ppid, pid, sha = line.split()
         rows.append((int(ppid), int(pid), sha))
     return rows
+
+
+def make_settings(data_dir: Path, **overrides):
+    """Settings for tests: the fast stand-in pipeline, short leases and heartbeats."""
+    from photoproc.config import Settings
+
+    values = {
+        "data_dir": data_dir,
+        "workers": 2,
+        "item_function": "support.worker_proc:fast",
+        "lease_seconds": 2.0,
+        "item_timeout": 30.0,
+        "heartbeat_seconds": 0.5,
+        "poll_seconds": 0.05,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def store_job(store, data_dir: Path, images: list[bytes], *, options: dict | None = None) -> str:
+    """Stage ``images`` and create a job directly in the store (no ingest); returns its id."""
+    import uuid
+
+    from photoproc.store import NewItem
+
+    job_id = str(uuid.uuid4())
+    items = []
+    for index, data in enumerate(images):
+        storage = f"{index:05d}-img.png"
+        relative = f"jobs/{job_id}/in/{storage}"
+        path = data_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        items.append(NewItem(f"img{index}.png", storage, relative))
+    store.create_job(
+        options=options or {"model": "grabcut"}, source="test", items=items, job_id=job_id
+    )
+    return job_id

@@ -1,0 +1,67 @@
+"""``photoproc serve`` — the REST/WebSocket API and the browser page on one port."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..errors import InvalidOptionsError
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "serve",
+        help="serve the REST/WebSocket API and the upload page (worker included)",
+        description="Serve the photoproc API and the browser page. Binds 127.0.0.1 unless "
+        "--host says otherwise; on any other address a token is required (one is generated "
+        "and printed when --token and PHOTOPROC_TOKEN are not given). SIGINT/SIGTERM stop "
+        "the server gracefully.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (%(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=5000, help="port (%(default)s; 0 picks a free one)"
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="data directory (default: PHOTOPROC_DATA_DIR, else the per-user data folder)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("PHOTOPROC_TOKEN") or None,
+        help="require this token (Authorization: token X, or ?token=X); env PHOTOPROC_TOKEN",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=None, help="pipeline processes (default: cores)"
+    )
+    parser.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow browser pages from ORIGIN (repeatable; 'null' for file:// pages)",
+    )
+    parser.add_argument(
+        "--no-worker",
+        action="store_true",
+        help="serve only; run `photoproc worker` on the same data dir elsewhere",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..config import Settings
+    from ..server.app import serve
+
+    if not 0 <= args.port <= 65535:
+        raise InvalidOptionsError("port", f"{args.port} is not between 0 and 65535")
+    settings = Settings.from_env(data_dir=args.data_dir, workers=args.workers)
+    serve(
+        settings,
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        cors_origins=args.cors_origin,
+        start_worker=not args.no_worker,
+    )
+    return 0
