@@ -226,22 +226,29 @@ def test_cancelled_job_items_never_start(data_dir, store, call_log, monkeypatch)
 
 def test_lost_claim_result_is_dropped(data_dir, store, monkeypatch):
     """Fencing end to end: a worker whose lease was taken over cannot record its result."""
-    monkeypatch.setenv("PHOTOPROC_TEST_SLEEP", "1.5")
+    monkeypatch.setenv("PHOTOPROC_TEST_SLEEP", "2.5")
     job_id = store_job(store, data_dir, [make_png(0)])
-    settings = make_settings(data_dir, workers=1, item_function="support.worker_proc:slow")
+    settings = make_settings(
+        data_dir, workers=1, lease_seconds=1.0, item_function="support.worker_proc:slow"
+    )
     worker = Worker(store, settings)
-    worker._keep = lambda: None  # this worker never renews its lease (frozen)
+    worker._keep = lambda: None  # this worker never renews its lease (as if frozen)
     worker.start()
     try:
         wait_for(lambda: store.get_item(job_id, 0).status is ItemStatus.PROCESSING, 20)
-        time.sleep(2.2)  # the 2 s lease runs out
+        time.sleep(1.2)  # the lease runs out
         thief = store.claim("thief", lease_seconds=60, max_attempts=3)
-        assert thief is not None and thief.index == 0
-        time.sleep(1.5)  # the frozen worker finishes its item meanwhile
+        assert thief is not None and thief.index == 0 and thief.attempt == 2
+        # The first worker's child finishes and writes its (identical) output...
+        out = data_dir / "jobs" / job_id / "out" / "00000-img.png"
+        wait_for(out.exists, 20, message="the late output")
+        time.sleep(0.5)
+        # ...but its result is refused: the item is still the thief's.
         item = store.get_item(job_id, 0)
-        assert item.status is ItemStatus.PROCESSING  # still the thief's
-        assert store.finish(thief, outputs=["jobs/x/out/a.png"])
-        assert store.get_item(job_id, 0).outputs == ("jobs/x/out/a.png",)
+        assert item.status is ItemStatus.PROCESSING and item.outputs == ()
+        assert worker.counts["done"] == 0
+        assert store.finish(thief, outputs=[out.relative_to(data_dir)])
+        assert store.get_item(job_id, 0).status is ItemStatus.DONE
     finally:
         worker.stop(timeout=1)
 

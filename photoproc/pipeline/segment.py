@@ -242,9 +242,17 @@ class RembgSegmenter:
         from rembg import new_session  # deferred: importing rembg takes seconds
 
         self.name = name
-        self.session = new_session(
-            name, sess_opts=_session_options(threads), providers=get_providers()
-        )
+        try:
+            self.session = new_session(
+                name, sess_opts=_session_options(threads), providers=get_providers()
+            )
+        except Exception as exc:  # a corrupt file surfaces as onnxruntime's own classes
+            raise ModelNotAvailableError(
+                name,
+                f"rembg could not load model {name!r}: {_first_line(exc)}. "
+                f"Fix: run `photoproc models pull {name}` again, or "
+                f"`photoproc models import {name} FILE` with a good copy.",
+            ) from exc
         # u2net_cloth_seg returns upper/lower/full masks; "attire" is their union.
         self._kwargs = {"cc": "attire"} if name == "u2net_cloth_seg" else {}
 

@@ -107,13 +107,18 @@ class MultipartUpload:
     # -- public -------------------------------------------------------------------------------
 
     def feed(self, chunk: bytes) -> None:
-        self.result.bytes_received += len(chunk)
-        if self.max_bytes is not None and self.result.bytes_received > self.max_bytes:
-            raise UploadTooLargeError(f"upload is over the limit of {self.max_bytes} bytes")
+        """Parse the next piece of the body; on any error the open file is closed."""
         try:
-            self._parser.write(chunk)
-        except FormParserError as exc:
-            raise MalformedUploadError(f"malformed multipart body: {exc}") from None
+            self.result.bytes_received += len(chunk)
+            if self.max_bytes is not None and self.result.bytes_received > self.max_bytes:
+                raise UploadTooLargeError(f"upload is over the limit of {self.max_bytes} bytes")
+            try:
+                self._parser.write(chunk)
+            except FormParserError as exc:
+                raise MalformedUploadError(f"malformed multipart body: {exc}") from None
+        except BaseException:
+            self._close_file()
+            raise
 
     def finish(self) -> UploadResult:
         if not self._ended:

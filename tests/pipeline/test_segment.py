@@ -410,3 +410,11 @@ def test_two_step_downscale_matches_a_direct_area_resize(shape, size, photo):
     ours = segment._downscale(image, size).astype(np.int16)
     assert ours.shape == direct.shape
     assert np.abs(ours - direct).mean() < 0.5 and np.abs(ours - direct).max() <= 12
+
+
+def test_corrupt_cloth_file_names_the_fix(home, rembg_new_session):
+    target = home / "models" / "u2net_cloth_seg" / "u2net_cloth_seg.onnx"
+    target.parent.mkdir(parents=True)
+    target.write_bytes(b"truncated download")
+    with pytest.raises(ModelNotAvailableError, match="photoproc models pull u2net_cloth_seg"):
+        get_segmenter("u2net_cloth_seg")
