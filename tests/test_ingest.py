@@ -351,6 +351,15 @@ def test_utf8_names_without_the_utf8_flag_are_repaired():
     assert names(run([("mac.zip", data)])[0]) == ["mac/süß.jpg"]
 
 
+def test_entries_in_unsupported_compression_are_skipped():
+    data = patch_entry(zip_bytes({"x.jpg": JPG, "y.jpg": JPG}), "x.jpg", method=9)  # Deflate64
+    sources, skipped = run([("d64.zip", data)])
+    assert names(sources) == ["d64/y.jpg"]
+    assert [(s.name, s.reason.split(" (")[0]) for s in skipped] == [
+        ("d64/x.jpg", "unsupported entry")
+    ]
+
+
 # --- ZIP: corrupt archives ---------------------------------------------------------------
 
 

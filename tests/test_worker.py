@@ -314,6 +314,22 @@ def _kill_and_recover(data_dir, store, job_id, env, ready) -> tuple[set[int], li
                     proc.wait()
 
 
+def test_children_of_a_killed_worker_exit(data_dir, store, call_log):
+    """One child busy on a long item, one idle: both go when their worker is killed
+    (pebble's idle children see their pipe close; a busy one needs our watchdog)."""
+    store_job(store, data_dir, [make_png(0)])
+    env = worker_env(PHOTOPROC_ITEM_FUNCTION="support.worker_proc:slow", PHOTOPROC_TEST_SLEEP="60")
+    proc = start_worker_process(data_dir, workers=2, env=env)
+    try:
+        wait_for(lambda: read_log(call_log), 30, message="the item to start in a child")
+        # the pool's two children (plus multiprocessing's resource tracker)
+        children = wait_for(lambda: len(children_of(proc.pid)) >= 3 and children_of(proc.pid), 30)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    wait_for(lambda: not any(process_running(pid) for pid in children), 10, message="orphans exit")
+
+
 @pytest.mark.slow
 def test_kill_9_during_inference_loses_and_duplicates_nothing(data_dir, store, call_log):
     images = [make_png(i) for i in range(10)]

@@ -214,6 +214,8 @@ def _entry(
         return Skipped(name, str(exc))
     except InvalidImageError as exc:
         return Skipped(name, f"corrupt entry: {exc.__cause__ or exc}")
+    except NotImplementedError as exc:  # Deflate64, AES, …: raised by ZipFile.open
+        return Skipped(name, f"unsupported entry ({exc})")
     except (*_CORRUPT, OSError) as exc:  # raised by ZipFile.open, before any read
         return Skipped(name, f"corrupt entry: {exc}")
     source.format = sniff(head)

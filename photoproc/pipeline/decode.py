@@ -6,8 +6,9 @@ BGR(A) array every later stage wants; everything else goes through Pillow (and p
 HEIC) and is converted to BGR(A) once.
 
 Before any pixel is decoded the header is read, so that the pixel limit is enforced without
-allocating the image and so that truncated JPEG/PNG files are refused with a reason: OpenCV
-would fill the missing part of a JPEG with grey and say nothing.
+allocating the image and so that truncated JPEG/PNG files are refused with a reason. (OpenCV
+4.14 refuses truncated files without saying why; older releases, which pyproject allows,
+fill the missing part of a JPEG with grey and say nothing.)
 
 EXIF orientation is always applied here (and only here), from the tag as Pillow parses it, so a
 full decode, a reduced decode and :func:`image_size` agree on what "upright" means. The pixels
@@ -151,10 +152,10 @@ def decode_reduced(
 ) -> tuple[np.ndarray, float]:
     """Like ``decode(data).reduced(max_side)``, without the full-size pixels where possible.
 
-    For a JPEG, libjpeg decodes at 1/2, 1/4 or 1/8 scale (skipping most of the IDCT), which is
-    several times cheaper than a full decode. It is not cheaper than shrinking pixels that are
-    already decoded, so use this only when the full-size pixels are not needed (thumbnails,
-    previews, mask-only output).
+    For a JPEG, libjpeg decodes at 1/2, 1/4 or 1/8 scale, skipping most of the IDCT but not
+    the entropy decoding: a 3 MB 12 MP JPEG to 320 px took 30 ms against 70 ms for a full
+    decode. That is still slower than shrinking pixels already decoded (10–15 ms), so use this
+    only when the full-size pixels are not needed (thumbnails, previews, mask-only output).
     """
     _check_side(max_side)
     fmt = _require_format(data)
@@ -202,9 +203,10 @@ class DecodedImage:
         """A copy whose longest side is at most *max_side* (never upscaled), and reduced/full.
 
         The scale is exact for the longest side; the other side is rounded to whole pixels.
-        Shrinking the decoded pixels with an integer-factor ``INTER_AREA`` pass first measured
-        cheaper than decoding a JPEG again at 1/k (11 ms against 11–48 ms at 12 MP), so every
-        format takes this path; :func:`decode_reduced` is for when no full decode is wanted.
+        Shrinking the decoded pixels, with an integer-factor ``INTER_AREA`` pass first,
+        measured cheaper than decoding the JPEG again at 1/k (12 MP, 3 MB, one thread: 15 ms to
+        640 px and 10 ms to 320 px, against 30–50 ms), so every format takes this path;
+        :func:`decode_reduced` is for when no full decode is wanted.
         """
         _check_side(max_side)
         scale, target = _target_size((self.width, self.height), max_side)
@@ -263,7 +265,11 @@ def _jpeg_header(data: bytes, *, to_end: bool) -> _Header:
             problem = f"data ends at byte {n} before the end-of-image marker"
             break
         if data[pos] != 0xFF:
-            raise InvalidImageError(f"corrupt JPEG: no marker at byte {pos}")
+            # Stray bytes between segments: libjpeg skips them with a warning, so do we.
+            pos = data.find(b"\xff", pos)
+            if pos < 0:
+                raise InvalidImageError("corrupt JPEG: no end-of-image marker after the header")
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte before a marker
             pos += 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 from jupyter_server.extension.application import ExtensionApp
 from jupyter_server.utils import url_path_join
@@ -31,6 +32,7 @@ class PhotoprocExtension(ExtensionApp):
     )
     workers = Integer(0, config=True, help="pipeline processes of the worker (0: default)")
     start_worker = Bool(True, config=True, help="run the worker in the server process")
+    page_dir = Unicode("", config=True, help="folder served at …/photoproc/ (default: built-in)")
 
     _context: ServerContext | None = None
 
@@ -45,7 +47,12 @@ class PhotoprocExtension(ExtensionApp):
         service = PhotoService(settings=settings, start_worker=self.start_worker)
         base = url_path_join(self.serverapp.base_url, "photoproc/")
         self._context = ServerContext(service, settings, base, auth=None)
-        routes = photoproc_routes(self._context, flavor="jupyter", page_url=base)
+        routes = photoproc_routes(
+            self._context,
+            flavor="jupyter",
+            page_url=base,
+            static_dir=Path(self.page_dir) if self.page_dir else None,
+        )
         self.serverapp.web_app.add_handlers(".*$", routes)
         self.log.info(
             "photoproc: API at %sapi/, page at %s (data: %s)", base, base, settings.data_dir

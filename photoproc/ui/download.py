@@ -52,12 +52,13 @@ class DownloadLink(widgets.HTML):
             return
         count = len(results)
         size = sum(r.size for r in results)
-        label = (
-            f"Download {count} result{'s' if count != 1 else ''} "
-            f"(ZIP, {format_bytes(size)})"
-        )
+        label = f"Download {count} result{'s' if count != 1 else ''} (ZIP, {format_bytes(size)})"
         name = f"photoproc-{job_id[:8]}.zip"
-        url = api_url(f"api/download-results/{job_id}?format=zip") if self.use_api is not False else None
+        url = (
+            api_url(f"api/download-results/{job_id}?format=zip")
+            if self.use_api is not False
+            else None
+        )
         if url is not None:
             self.href = url
         elif size <= self.inline_limit:

@@ -47,7 +47,9 @@ def _img(url: str, side: int, title: str, *, checker: bool = False) -> str:
     style = f"max-width:{side}px;max-height:{side}px;display:block;"
     if checker:
         style += CHECKERBOARD_CSS
-    return f'<img src="{url}" alt="{html.escape(title)}" title="{html.escape(title)}" style="{style}">'
+    return (
+        f'<img src="{url}" alt="{html.escape(title)}" title="{html.escape(title)}" style="{style}">'
+    )
 
 
 class Gallery(widgets.VBox):
@@ -273,7 +275,9 @@ class Gallery(widgets.VBox):
             self.detail.value = ""
             return
         side = self.large_side
-        timings = ", ".join(f"{stage} {format_duration(sec)}" for stage, sec in item.timings.items())
+        timings = ", ".join(
+            f"{stage} {format_duration(sec)}" for stage, sec in item.timings.items()
+        )
         facts = [f"status: {item.status.value}"]
         if timings:
             facts.append(f"time: {timings}")

@@ -6,6 +6,7 @@ CLI, the REST API or another notebook on the same data directory.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import html
 from collections.abc import Callable
@@ -117,9 +118,7 @@ class JobHistory(widgets.VBox):
         job_id = self.jobs.value
         if job_id is None:
             return None
-        try:
+        with contextlib.suppress(JobNotFoundError):
             self.service.delete(job_id)
-        except JobNotFoundError:
-            pass
         self.refresh()
         return job_id

@@ -81,7 +81,9 @@ class OptionsPanel(widgets.VBox):
         self.model = widgets.Dropdown(options=choices, description="Model", layout=wide)
         self.model_note = widgets.HTML()
 
-        self.format = widgets.Dropdown(options=list(FORMATS), description="Output format", style=style)
+        self.format = widgets.Dropdown(
+            options=list(FORMATS), description="Output format", style=style
+        )
         self.fill_background = widgets.Checkbox(description="Fill the background", indent=False)
         self.bgcolor = widgets.ColorPicker(description="colour", concise=False, style=style)
         self.post_process_mask = widgets.Checkbox(description="Smooth the mask", indent=False)
@@ -100,7 +102,9 @@ class OptionsPanel(widgets.VBox):
             min=0.0, max=2.0, step=0.05, description="Face margin", style=style,
             continuous_update=False, readout_format=".2f",
         )  # fmt: skip
-        self.aspect = widgets.Dropdown(options=list(ASPECTS), description="Aspect ratio", style=style)
+        self.aspect = widgets.Dropdown(
+            options=list(ASPECTS), description="Aspect ratio", style=style
+        )
         self.all_faces = widgets.Checkbox(description="Every face (one crop each)", indent=False)
         self.output_size = widgets.BoundedIntText(
             min=0, max=8192, description="Crop size px (0: as cropped)", style=style
@@ -217,7 +221,9 @@ class OptionsPanel(widgets.VBox):
             self._quiet = False
         self._refresh()
 
-    def on_change(self, callback: Callable[[ProcessOptions | None], Any], remove: bool = False) -> None:
+    def on_change(
+        self, callback: Callable[[ProcessOptions | None], Any], remove: bool = False
+    ) -> None:
         """``callback(options)`` after each edit (``None`` while the combination is invalid)."""
         self._changed.register_callback(callback, remove=remove)
 

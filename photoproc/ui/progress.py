@@ -86,6 +86,7 @@ class ProgressPanel(widgets.VBox):
         self.files_box = widgets.Accordion([self.files], titles=("Files",), selected_index=None)
         self._cancel_handlers = widgets.CallbackDispatcher()
         self._end_handlers = widgets.CallbackDispatcher()
+        self._update_handlers = widgets.CallbackDispatcher()
         self.cancel_button.on_click(lambda _: self.cancel())
         self._service: PhotoService | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -149,6 +150,10 @@ class ProgressPanel(widgets.VBox):
     def on_end(self, callback: Callable[[Job], Any], remove: bool = False) -> None:
         self._end_handlers.register_callback(callback, remove=remove)
 
+    def on_update(self, callback: Callable[[Job], Any], remove: bool = False) -> None:
+        """``callback(job)`` after each state shown while following a job (service thread)."""
+        self._update_handlers.register_callback(callback, remove=remove)
+
     def cancel(self) -> Job | None:
         """Cancel the watched job: pending images never start (running ones may finish)."""
         if self._service is None or self._job_id is None:
@@ -169,6 +174,7 @@ class ProgressPanel(widgets.VBox):
             self._items_at = now
             items = self._service.items(job_id, limit=self.max_rows)
         self.update(job, items)
+        self._update_handlers(job)
         if job.ended and not self._ended.is_set():
             self._end_handlers(job)
             self._ended.set()

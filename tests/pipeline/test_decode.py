@@ -148,6 +148,12 @@ def test_jpeg_segment_holding_an_end_marker_is_skipped_by_length():
     assert_quadrants(decode(data).pixels, LOSSY["jpeg"])
 
 
+def test_jpeg_with_stray_bytes_between_segments_decodes_as_libjpeg_would():
+    data = jpeg_bytes(64, 32, pattern="quadrants")
+    table = data.find(b"\xff\xdb")
+    assert_quadrants(decode(data[:table] + b"\x00junk" + data[table:]).pixels, LOSSY["jpeg"])
+
+
 def test_jpeg_with_zip_appended_decodes_like_the_plain_jpeg():
     plain = jpeg_bytes(64, 48)
     both = append_zip(plain, payload=b"x" * 5000)
@@ -533,3 +539,16 @@ def test_object_on_background_helper_mask_matches_pixels():
     is_red = (pixels[..., 2] > 200) & (pixels[..., 1] < 60)
     assert np.array_equal(is_red, mask)
     assert 0.1 < mask.mean() < 0.5
+
+
+def test_concurrent_decodes_agree_with_serial_ones():
+    # The pipeline decodes on worker threads: no shared state may leak between calls.
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [oriented(96, 64, o, fmt) for o in (1, 6) for fmt in ORIENTED_FORMATS]
+    inputs += [jpeg_bytes(64, 48, mode="CMYK"), image_bytes("gif", 40, 30)]
+    serial = [decode(data).pixels for data in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        for _ in range(3):
+            for got, want in zip(pool.map(lambda d: decode(d).pixels, inputs), serial, strict=True):
+                assert np.array_equal(got, want)

@@ -28,9 +28,7 @@ def isolated_env(tmp_path_factory) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def server_factory(
-    isolated_env, tmp_path_factory
-) -> Iterator[Callable[..., LiveServer]]:
+def server_factory(isolated_env, tmp_path_factory) -> Iterator[Callable[..., LiveServer]]:
     """``server_factory(token=…, cors_origins=…, **settings)``: more servers for this module."""
     started: list[LiveServer] = []
 

@@ -88,8 +88,9 @@ def patch_entry(
     set_flags: int = 0,
     clear_flags: int = 0,
     file_size: int | None = None,
+    method: int | None = None,
 ) -> bytes:
-    """Rewrite one entry's flag bits and/or declared size in both of its headers.
+    """Rewrite one entry's flag bits, declared size and/or compression method in both headers.
 
     This is how encrypted-looking entries and bombs that understate their size
     are made: the data stays, the headers lie.
@@ -106,8 +107,10 @@ def patch_entry(
         local = struct.unpack_from("<I", data, position + 42)[0]
         if entry.decode("utf-8") == name:
             found = True
-            # flags: central +8, local +6; uncompressed size: central +24, local +22
+            # flags: central +8, local +6; method: +10, +8; uncompressed size: +24, +22
             for offset, flags_at, size_at in ((position, 8, 24), (local, 6, 22)):
+                if method is not None:
+                    struct.pack_into("<H", data, offset + flags_at + 2, method)
                 flags = struct.unpack_from("<H", data, offset + flags_at)[0]
                 struct.pack_into("<H", data, offset + flags_at, (flags | set_flags) & ~clear_flags)
                 if file_size is not None:
