@@ -56,8 +56,8 @@ class Gallery(widgets.VBox):
     """The items of one job, ``page_size`` pairs per page.
 
     :meth:`show` loads a job, :meth:`refresh` picks up new results,
-    :meth:`set_page` / the arrow buttons page, :meth:`open` shows one pair large
-    (``on_open(cb)`` is told the item index) and :meth:`close` hides it again.
+    :meth:`set_page` / the arrow buttons page, :meth:`show_item` shows one pair large
+    (``on_open(cb)`` is told the item index) and :meth:`hide_item` hides it again.
     """
 
     def __init__(
@@ -87,7 +87,7 @@ class Gallery(widgets.VBox):
         self.detail = widgets.HTML("")
         self.detail.add_class("photoproc-detail")
         self.close_button = widgets.Button(description="Close", icon="times")
-        self.close_button.on_click(lambda _: self.close())
+        self.close_button.on_click(lambda _: self.hide_item())
         self.detail_box = widgets.VBox([self.close_button, self.detail])
         self.detail_box.layout.display = "none"
         self._open_handlers = widgets.CallbackDispatcher()
@@ -117,7 +117,7 @@ class Gallery(widgets.VBox):
         with self._lock:
             if job_id != self._job_id:
                 self._pairs.clear()
-                self.close()
+                self.hide_item()
             self._service = service
             self._job_id = job_id
             self.page = page
@@ -132,7 +132,7 @@ class Gallery(widgets.VBox):
             self.grid.children = ()
             self.summary.value = ""
             self.pager.layout.display = "none"
-            self.close()
+            self.hide_item()
 
     def set_page(self, page: int) -> None:
         with self._lock:
@@ -172,7 +172,7 @@ class Gallery(widgets.VBox):
     def on_open(self, callback: Callable[[int], Any], remove: bool = False) -> None:
         self._open_handlers.register_callback(callback, remove=remove)
 
-    def open(self, index: int) -> None:
+    def show_item(self, index: int) -> None:
         """Show item ``index`` large: original and every result, timings, warnings, error."""
         with self._lock:
             self.selected = index
@@ -180,7 +180,7 @@ class Gallery(widgets.VBox):
             self.detail_box.layout.display = None
         self._open_handlers(index)
 
-    def close(self) -> None:
+    def hide_item(self) -> None:
         self.selected = None
         self.detail.value = ""
         self.detail_box.layout.display = "none"
@@ -189,7 +189,7 @@ class Gallery(widgets.VBox):
 
     def _summary_html(self, total: int, processed: int, failed: int) -> str:
         done = processed - failed
-        text = f"<b>{done}</b> of {total} image{'s' if total != 1 else ''} processed"
+        text = f"<b>{done}</b> of {total} image{'s' if total != 1 else ''} done"
         if failed:
             text += f', <b style="color:#b00020">{failed} failed</b>'
         return text
@@ -257,7 +257,7 @@ class Gallery(widgets.VBox):
         )
         enlarge = widgets.Button(description="Larger view", icon="search-plus")
         enlarge.layout.width = "auto"
-        enlarge.on_click(lambda _, index=item.index: self.open(index))
+        enlarge.on_click(lambda _, index=item.index: self.show_item(index))
         enlarge.disabled = item.status in (ItemStatus.PENDING, ItemStatus.PROCESSING)
         pair = widgets.VBox([body, enlarge])
         pair.layout.border = "1px solid #ddd"

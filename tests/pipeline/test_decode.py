@@ -7,6 +7,7 @@ import os
 import tracemalloc
 import warnings
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -116,7 +117,7 @@ def test_sniff_bigtiff_and_big_endian_tiff():
 
 @pytest.mark.parametrize("fmt", [*FORMATS, pytest.param("avif", marks=needs_avif)])
 def test_decode_each_format_to_bgr(fmt):
-    data = image_bytes(fmt, 64, 32, pattern_kind="quadrants")
+    data = image_bytes(fmt, 64, 32, pattern="quadrants")
     image = decode(data)
     assert isinstance(image, DecodedImage)
     assert image.format == ("heif" if fmt == "avif" else fmt)
@@ -362,7 +363,7 @@ def test_corrupt_png_data_is_refused_not_returned_as_garbage():
 
 @pytest.mark.parametrize("fmt", ["gif", "bmp", "tiff", "webp", "heif"])
 def test_truncated_other_formats(fmt):
-    data = image_bytes(fmt, 64, 48, pattern_kind="noise")
+    data = image_bytes(fmt, 64, 48, pattern="noise")
     with pytest.raises(InvalidImageError, match=r"truncated|corrupt"):
         decode(data[: len(data) * 2 // 3])
 
@@ -543,8 +544,6 @@ def test_object_on_background_helper_mask_matches_pixels():
 
 def test_concurrent_decodes_agree_with_serial_ones():
     # The pipeline decodes on worker threads: no shared state may leak between calls.
-    from concurrent.futures import ThreadPoolExecutor
-
     inputs = [oriented(96, 64, o, fmt) for o in (1, 6) for fmt in ORIENTED_FORMATS]
     inputs += [jpeg_bytes(64, 48, mode="CMYK"), image_bytes("gif", 40, 30)]
     serial = [decode(data).pixels for data in inputs]

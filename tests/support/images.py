@@ -101,6 +101,9 @@ def pattern(
     raise ValueError(f"unknown pattern {kind!r}")
 
 
+_make_pattern = pattern  # for builders whose ``pattern`` argument names the kind
+
+
 def quadrant_means(pixels: np.ndarray, margin: float = 0.2) -> list[tuple[float, ...]]:
     """Mean colour of the centre of each quadrant (TL, TR, BL, BR), in the array's own order.
 
@@ -170,19 +173,19 @@ def image_bytes(
     height: int = 48,
     color: Color | None = None,
     *,
-    pattern_kind: str | None = None,
+    pattern: str | None = None,
     mode: str = "RGB",
     orientation: int | None = None,
     **save: Any,
 ) -> bytes:
-    """An image of *fmt* whose *upright* content is ``pattern(width, height, ...)``.
+    """An image of *fmt* whose *upright* content is ``pattern(width, height, kind, color)``.
 
     With *orientation*, the stored pixels are pre-transformed so that a decoder that honours
     the tag shows the pattern the right way up (and one that ignores it does not). *mode*
     converts the RGB pattern with Pillow (``L``, ``RGBA``, ``CMYK``, ``P``, ``1``, ...).
     """
-    kind = pattern_kind or ("solid" if color is not None else "gradient")
-    upright = pattern(width, height, kind, color or RED)
+    kind = pattern or ("solid" if color is not None else "gradient")
+    upright = _make_pattern(width, height, kind, color or RED)
     stored = stored_for_orientation(upright, orientation) if orientation else upright
     image = Image.fromarray(stored)
     if mode != "RGB":
@@ -207,7 +210,7 @@ def jpeg_bytes(
         width,
         height,
         color,
-        pattern_kind=pattern,
+        pattern=pattern,
         mode=mode,
         orientation=orientation,
         quality=quality,
@@ -231,7 +234,7 @@ def png_bytes(
         width,
         height,
         color,
-        pattern_kind=pattern,
+        pattern=pattern,
         mode=mode,
         orientation=orientation,
         **save,
@@ -241,9 +244,7 @@ def png_bytes(
 def oriented(width: int, height: int, orientation: int, fmt: str = "jpeg") -> bytes:
     """The "quadrants" pattern, upright *width* × *height*, stored under *orientation*."""
     save = {"quality": 95} if fmt == "jpeg" else {}
-    return image_bytes(
-        fmt, width, height, pattern_kind="quadrants", orientation=orientation, **save
-    )
+    return image_bytes(fmt, width, height, pattern="quadrants", orientation=orientation, **save)
 
 
 def object_on_background(
