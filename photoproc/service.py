@@ -132,6 +132,11 @@ class PhotoService:
     ``False`` never does (``photoproc submit``), ``"auto"`` starts one only when
     no live worker's heartbeat is found on this data dir (a notebook kernel, a
     headless notebook run), so a job submitted here always makes progress.
+
+    The worker's pipeline processes are *spawned* (a forked copy of a server or a
+    kernel could inherit locks held by other threads), so a plain script that
+    starts a worker needs the usual ``if __name__ == "__main__":`` guard, like any
+    script that uses :mod:`multiprocessing`.
     """
 
     def __init__(

@@ -170,9 +170,10 @@ def test_graceful_stop_releases_running_items(data_dir, store, monkeypatch):
     job_id = store_job(store, data_dir, [make_png(i) for i in range(4)])
     worker = Worker(store, make_settings(data_dir, item_function="support.worker_proc:slow"))
     worker.start()
-    running = lambda: [  # noqa: E731
-        i for i in store.get_items(job_id) if i.status is ItemStatus.PROCESSING
-    ]
+
+    def running():
+        return [i for i in store.get_items(job_id) if i.status is ItemStatus.PROCESSING]
+
     wait_for(lambda: len(running()) == 2, 20, message="two running items")
     started = time.monotonic()
     worker.stop(timeout=0.5)
@@ -380,12 +381,9 @@ def test_kill_9_during_output_write_leaves_no_partial_file(data_dir, store, call
         PHOTOPROC_LEASE_SECONDS="2",
     )
     out_dir = data_dir / "jobs" / job_id / "out"
-    temporary = lambda: (
-        out_dir.is_dir()
-        and [  # noqa: E731
-            p for p in out_dir.iterdir() if p.name.startswith(".tmp-")
-        ]
-    )
+
+    def temporary():
+        return out_dir.is_dir() and [p for p in out_dir.iterdir() if p.name.startswith(".tmp-")]
 
     running, _ = _kill_and_recover(data_dir, store, job_id, env, temporary)
     assert running

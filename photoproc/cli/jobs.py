@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import signal
 import sys
@@ -83,6 +84,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     submit.add_argument("--wait", action="store_true", help="wait until the job ends")
     submit.add_argument("--json", action="store_true", help="print the job as JSON after its id")
     submit.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    submit.add_argument(
+        "-w",
+        "--workers",
+        type=int,
+        help="processes of the worker that --wait starts when none is running (default: cores)",
+    )
     add_pipeline_arguments(submit)
     submit.set_defaults(func=run_submit)
 
@@ -138,6 +145,10 @@ def run_worker(args: argparse.Namespace) -> int:
     from ..store import JobStore
     from ..worker import Worker
 
+    # A long-running daemon: say what happens (claims lost, retries, tracebacks of bugs).
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     settings = Settings.from_env(
         data_dir=args.data_dir,
         workers=args.workers,
@@ -186,7 +197,7 @@ def run_submit(args: argparse.Namespace) -> int:
     from ..service import PhotoService
 
     options = options_from_args(args)
-    service = PhotoService(args.data_dir, start_worker=False)
+    service = PhotoService(args.data_dir, start_worker=False, workers=args.workers)
     try:
         job = service.submit(args.inputs, options, source="cli")
         print(job.id, flush=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from ..errors import InvalidOptionsError
@@ -56,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise InvalidOptionsError("port", f"{args.port} is not between 0 and 65535")
     settings = Settings.from_env(data_dir=args.data_dir, workers=args.workers)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s"
+        )
+        # One line per request is noise at this level; refused requests still show.
+        logging.getLogger("tornado.access").setLevel(logging.WARNING)
     serve(
         settings,
         host=args.host,

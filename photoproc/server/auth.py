@@ -9,7 +9,8 @@ module is not used. ``photoproc serve`` and the Voilà host use :class:`ServerAu
   the page's own host or from the allowlist. That refuses cross-site
   WebSockets and cross-site form posts (the CSRF a token-less loopback server
   would otherwise accept), while scripts and curl, which send no ``Origin``,
-  are not affected.
+  are not affected;
+* without a token, a loopback ``Host`` header (DNS rebinding), as Jupyter does.
 """
 
 from __future__ import annotations
@@ -75,6 +76,16 @@ class ServerAuth:
         if not presented:
             return False
         return hmac.compare_digest(presented.encode(), self.token.encode())
+
+    def host_allowed(self, host: str | None) -> bool:
+        """Without a token, only loopback ``Host`` names: a DNS-rebinding page (its own
+        name pointed at 127.0.0.1) would otherwise pass the same-origin check."""
+        if self.token:
+            return True
+        if not host:
+            return False
+        name = urlsplit(f"//{host.strip()}").hostname or ""
+        return is_loopback(name)
 
     def origin_allowed(self, origin: str | None, host: str | None) -> bool:
         """Same host, allowlisted, or no ``Origin`` at all (not a browser, or same-origin GET)."""

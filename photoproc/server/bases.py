@@ -22,7 +22,11 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 def _check_token(handler: Any) -> None:
     auth = handler.ctx.auth
-    if auth is None or handler.public or handler.request.method == "OPTIONS":
+    if auth is None:
+        return
+    if not auth.host_allowed(handler.request.host):
+        raise ApiError(403, "forbidden_host", "this server answers on a loopback name only")
+    if handler.public or handler.request.method == "OPTIONS":
         return
     if not auth.token_matches(
         handler.request.headers.get("Authorization"), handler.get_query_argument("token", None)

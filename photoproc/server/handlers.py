@@ -13,9 +13,9 @@ IOLoop only parses, streams and writes.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import functools
+import inspect
 import json
 import logging
 import re
@@ -60,6 +60,8 @@ RESULT_MEDIA_TYPES = frozenset({"image/png", "image/webp", "image/jpeg"})
 #: form fields that are transport, not processing options.
 _TRANSPORT_FIELDS = frozenset({"_xsrf", "token"})
 _CHUNK = 256 << 10
+#: bound of every integer query parameter (SQLite and Python agree below it).
+MAX_INT = 2**31 - 1
 
 
 def content_disposition(name: str, kind: str = "attachment") -> str:
@@ -113,7 +115,7 @@ class PhotoprocMixin:
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         # Client errors are answers, not incidents: no traceback in the server log.
         if isinstance(value, (ApiError, PhotoprocError)):
-            log.info("%s %s: %s", self.request.method, self.request.path, value)
+            log.debug("%s %s: %s", self.request.method, self.request.path, value)
             return
         super().log_exception(typ, value, tb)  # type: ignore[misc]
 
@@ -131,17 +133,16 @@ class PhotoprocMixin:
             raise ApiError(404, "job_not_found", f"job {job_id[:64]!r} not found")
         return text
 
-    def int_arg(self, name: str, default: int | None, lo: int, hi: int | None = None) -> int | None:
+    def int_arg(self, name: str, default: int | None, lo: int, hi: int = MAX_INT) -> int | None:
         raw = self.get_query_argument(name, None)
-        if raw is None or raw == "":
+        if raw is None:
             return default
         try:
             value = int(raw)
         except ValueError:
             raise ApiError(400, "bad_request", f"{name} must be a whole number") from None
-        if value < lo or (hi is not None and value > hi):
-            upper = f" and {hi}" if hi is not None else ""
-            raise ApiError(400, "bad_request", f"{name} must be at least {lo}{upper}")
+        if not lo <= value <= hi:
+            raise ApiError(400, "bad_request", f"{name} must be between {lo} and {hi}")
         return value
 
     # -- service calls -------------------------------------------------------------------------
@@ -172,7 +173,7 @@ class UploadMixin(PhotoprocMixin):
 
     async def prepare(self) -> None:
         result = super().prepare()  # type: ignore[misc]
-        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+        if inspect.isawaitable(result):  # the jupyter base's is async, Tornado's is not
             await result
         if self._finished or self.request.method != "POST":
             return
@@ -290,7 +291,7 @@ class JobsMixin(PhotoprocMixin):
     async def get(self) -> None:
         limit = self.int_arg("limit", 50, 1, 500)
         offset = self.int_arg("offset", 0, 0)
-        status = self.get_query_argument("status", None) or None
+        status = self.get_query_argument("status", None)
         if status is not None and status not in {s.value for s in JobStatus}:
             choices = ", ".join(s.value for s in JobStatus)
             raise ApiError(400, "bad_request", f"status must be one of {choices}")

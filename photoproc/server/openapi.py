@@ -12,6 +12,7 @@ from typing import Any
 from .. import __version__
 from ..jobs import ItemStatus, JobStatus
 from ..options import ASPECTS, FACE_DETECTORS, FORMATS, ProcessOptions
+from .handlers import MAX_INT
 
 __all__ = ["openapi_document"]
 
@@ -160,6 +161,7 @@ def _upload_schema() -> dict[str, Any]:
         "files": {
             "type": "array",
             "items": {"type": "string", "format": "binary"},
+            "minItems": 1,
             "description": "images (JPEG, PNG, WebP, BMP, TIFF, GIF, HEIC) and/or ZIP archives",
         },
         "remove_bg": {"type": "boolean", "default": defaults["remove_bg"]},
@@ -188,7 +190,13 @@ def _upload_schema() -> dict[str, Any]:
         "alpha_matting_erode_size",
     ):
         props[name] = {"type": "integer", "default": defaults[name]}
-    return {"type": "object", "required": ["files"], "properties": props}
+    props["_xsrf"] = {"type": "string", "description": "Jupyter's XSRF token (JupyterLab only)"}
+    return {
+        "type": "object",
+        "required": ["files"],
+        "properties": props,
+        "additionalProperties": False,
+    }
 
 
 def openapi_document(base_url: str = "/", *, token: bool = False) -> dict[str, Any]:
@@ -370,8 +378,6 @@ def openapi_document(base_url: str = "/", *, token: bool = False) -> dict[str, A
     return document
 
 
-def _query(name: str, description: str, minimum: int, maximum: int | None = None) -> dict:
-    schema: dict[str, Any] = {"type": "integer", "minimum": minimum}
-    if maximum is not None:
-        schema["maximum"] = maximum
+def _query(name: str, description: str, minimum: int, maximum: int = MAX_INT) -> dict:
+    schema: dict[str, Any] = {"type": "integer", "minimum": minimum, "maximum": maximum}
     return {"name": name, "in": "query", "description": description, "schema": schema}

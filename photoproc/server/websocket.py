@@ -74,6 +74,8 @@ class JobBroadcast:
                     socket.send_text(message, final=job.ended)
                 if job.ended:
                     self.finish()
+        except PhotoprocError:  # the job was deleted meanwhile: nothing more to say
+            self.finish()
         except Exception:
             log.exception("progress broadcast for job %s failed", self.job_id)
             self.finish()

@@ -1,9 +1,9 @@
 """Choosing what to process: browser uploads (images, ZIPs) and, in JupyterLab, server paths.
 
 A ``FileUpload`` selection travels to the kernel as *one* WebSocket message.
-Over the host's message limit (``websocket_max_message_size``; photoproc's
-``voila.json`` sets :data:`UPLOAD_MESSAGE_LIMIT`) the server drops it without a
-word: the button still counts the files but the kernel never receives them. The
+Over the host's message limit (``websocket_max_message_size``, 100 MiB in
+photoproc's ``voila.json``; :data:`UPLOAD_MESSAGE_LIMIT` is what the page
+promises) the server drops it without a word: the button still counts the files but the kernel never receives them. The
 limit is therefore written next to the button, and when "Process" finds nothing
 received the message says what probably happened and points to the REST upload,
 which streams any size to disk.
@@ -28,9 +28,10 @@ from .env import api_base_url, running_in_voila
 
 __all__ = ["ACCEPT", "UPLOAD_MESSAGE_LIMIT", "UploadBox", "format_bytes"]
 
-#: What one upload selection may weigh; ``voila.json`` sets the same
-#: ``websocket_max_message_size`` (standalone Voilà cannot go much past it).
-UPLOAD_MESSAGE_LIMIT = 100 * 1024 * 1024
+#: What one upload selection may weigh, as stated on screen. ``voila.json`` sets
+#: ``websocket_max_message_size`` to 100 MiB (104,857,600 bytes; standalone Voilà
+#: cannot go much past it): the difference covers the message's own overhead.
+UPLOAD_MESSAGE_LIMIT = 100_000_000
 #: File chooser filter: common photo formats and ZIP archives (content is sniffed anyway).
 ACCEPT = "image/*,.jpg,.jpeg,.png,.webp,.bmp,.tif,.tiff,.gif,.heic,.heif,.zip"
 
@@ -73,6 +74,7 @@ class UploadBox(widgets.VBox):
         self.file_upload.layout.width = "auto"
         self.path = widgets.Text(
             description="Server path",
+            continuous_update=False,
             placeholder="a folder, a ZIP or a glob such as ~/photos/**/*.jpg",
             layout=widgets.Layout(width="min(100%, 40em)"),
             style={"description_width": "initial"},
@@ -89,7 +91,6 @@ class UploadBox(widgets.VBox):
         self._submit_handlers = widgets.CallbackDispatcher()
         self.submit_button.on_click(lambda _: self.submit())
         self.file_upload.observe(self._on_files, names="value")
-        self.path.on_submit(lambda _: self.submit())
         super().__init__(
             [
                 widgets.HBox([self.file_upload, self.submit_button]),
@@ -193,8 +194,6 @@ class UploadBox(widgets.VBox):
         )
 
     def _nothing_received_html(self) -> str:
-        if self.file_upload.value or self.path.value.strip():
-            return "Nothing to process."
         return (
             "No file has been received. Choose photos or a ZIP first. If you did choose "
             f"some, the selection was probably over the {format_bytes(self.max_message_bytes)} "

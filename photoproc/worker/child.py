@@ -138,6 +138,9 @@ def run_item(task: ItemTask) -> dict[str, Any]:
         data = Path(task.input_path).read_bytes()
         result = process(data, options, max_pixels=task.max_pixels)
         del data
+        if not Path(task.input_path).exists():
+            # The job was deleted meanwhile: writing would re-create its folder.
+            return {"ok": False, "retry": False, "error": "the job was deleted"}
         out_dir = Path(task.out_dir)
         names = output_names(task.storage_name, [o.extension for o in result.outputs])
         written: list[str] = []

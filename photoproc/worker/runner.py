@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import queue
 import socket
+import sqlite3
 import threading
 import time
 import uuid
@@ -204,18 +205,27 @@ class Worker:
                     return
             else:
                 now = time.monotonic()
-                version = self.store.data_version()
-                if version != last_version or now - last_claim >= _IDLE_CLAIM_SECONDS:
-                    last_version = version
-                    last_claim = now
-                    self._fill()
+                try:
+                    version = self.store.data_version()
+                    if version != last_version or now - last_claim >= _IDLE_CLAIM_SECONDS:
+                        last_version = version
+                        last_claim = now
+                        self._fill()
+                except sqlite3.OperationalError:
+                    # Locked past busy_timeout (a disk that stalls): try again later
+                    # rather than die; running items keep their leases meanwhile.
+                    log.exception("worker %s: claiming failed", self.id)
             try:
                 kind, token = self._events.get(timeout=self._wait_time())
             except queue.Empty:
                 continue
             while True:
                 if kind == "done" and token is not None:
-                    self._complete(token)
+                    try:
+                        self._complete(token)
+                    except sqlite3.OperationalError:
+                        # The outcome is lost; the lease runs out and the item is retried.
+                        log.exception("worker %s: recording a result failed", self.id)
                 # A child is free, or work was submitted here: claim at once.
                 last_version = -1
                 try:
@@ -393,6 +403,9 @@ class Worker:
             if item.lost or item.released:
                 continue
             if not self.store.renew(item.claim, lease_seconds=self.settings.lease_seconds):
+                with self._lock:
+                    if item.claim.token not in self._renewable:
+                        continue  # it just ended here: not lost, merely recorded
                 # Another worker has the item now: stop spending a core on it.
                 item.lost = True
                 if item.future is not None:

@@ -17,6 +17,7 @@ import secrets
 import threading
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -189,7 +190,7 @@ def ws_messages(ws: websocket.WebSocket, timeout: float = 90) -> list[dict[str, 
     messages = []
     deadline = time.monotonic() + timeout
     ws.settimeout(timeout)
-    with contextlib.closing(ws):
+    with closing_ws(ws):
         while time.monotonic() < deadline:
             try:
                 opcode, data = ws.recv_data()
@@ -201,6 +202,17 @@ def ws_messages(ws: websocket.WebSocket, timeout: float = 90) -> list[dict[str, 
         else:
             raise AssertionError("the WebSocket was not closed after the final message")
     return messages
+
+
+@contextlib.contextmanager
+def closing_ws(ws: websocket.WebSocket) -> Iterator[websocket.WebSocket]:
+    """Close the socket even when the server closed the WebSocket first."""
+    try:
+        yield ws
+    finally:
+        with contextlib.suppress(Exception):
+            ws.close(timeout=2)
+        ws.shutdown()
 
 
 def zip_members(data: bytes) -> dict[str, bytes]:

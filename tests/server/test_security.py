@@ -89,6 +89,16 @@ def test_cross_site_writes_are_refused(api):
     assert api.upload([("a.jpg", _photo())], headers=same).status == 202
 
 
+def test_foreign_host_names_are_refused_without_a_token(api, locked):
+    # DNS rebinding: evil.example resolved to 127.0.0.1, same "origin" as the page.
+    rebinding = {"Host": "evil.example", "Origin": "http://evil.example"}
+    reply = api.get("api/jobs", headers=rebinding)
+    assert reply.status == 403 and reply.json()["error"] == "forbidden_host"
+    assert api.get("api/jobs", headers={"Host": f"localhost:{api.port}"}).status == 200
+    # With a token the name does not matter: the token does.
+    assert Api(locked.url, token=TOKEN).get("api/jobs", headers=rebinding).status == 200
+
+
 def test_cors_is_off_by_default(api):
     reply = api.get("health", headers={"Origin": "https://app.example"})
     assert reply.status == 200

@@ -187,7 +187,7 @@ def test_bad_and_hostile_files_fail_alone(small):
     reply = api.upload([*files[:2], ("batch.zip", hostile_zip)])
     assert reply.status == 202, reply.body
     first = api.wait(reply.json()["job_id"])
-    reply = api.upload([files[2], ("notes.txt", b"just text")])
+    reply = api.upload([("notes.txt", b"just text"), ("empty.jpg", b"")])
     assert reply.status == 415  # nothing usable at all: no job
     assert reply.json()["error"] == "no_images"
     reply = api.upload([files[0], files[2], ("notes.txt", b"just text")])

@@ -10,7 +10,7 @@ import uuid
 
 import pytest
 import websocket
-from httpkit import Api, ws_messages
+from httpkit import Api, closing_ws, ws_messages
 from support.images import object_on_background
 
 
@@ -27,8 +27,7 @@ def _ended_job(api: Api, seed: int = 0) -> str:
 def test_ping_pong_and_state_on_connect(api):
     files = [(f"{i}.jpg", _photo(i)) for i in range(3)]
     job_id = api.upload(files).json()["job_id"]
-    ws = api.ws(job_id)
-    try:
+    with closing_ws(api.ws(job_id)) as ws:
         first = json.loads(ws.recv())
         assert first["job_id"] == job_id and first["progress"]["total"] == 3
         ws.send("ping")
@@ -39,8 +38,6 @@ def test_ping_pong_and_state_on_connect(api):
             if '"job_id"' not in text:  # not a progress message
                 replies.append(text)
         assert replies == ["pong", '{"type": "pong"}']
-    finally:
-        ws.close()
     api.wait(job_id)
 
 
@@ -111,17 +108,15 @@ def test_foreign_origin_is_refused(api, server):
         api.ws(job_id, origin="https://evil.example")
     assert caught.value.status_code == 403
     # The page's own origin is fine.
-    same = api.ws(job_id, origin=f"http://127.0.0.1:{server.port}")
-    assert json.loads(same.recv())["job_id"] == job_id
-    same.close()
+    with closing_ws(api.ws(job_id, origin=f"http://127.0.0.1:{server.port}")) as same:
+        assert json.loads(same.recv())["job_id"] == job_id
 
 
 def test_allowlisted_origin_is_accepted(server_factory):
     other = server_factory(cors_origins=["https://app.example"])
     api = Api(other.url)
     job_id = _ended_job(api, 3)
-    ws = api.ws(job_id, origin="https://app.example")
-    assert json.loads(ws.recv())["event"] == "final"
-    ws.close()
+    with closing_ws(api.ws(job_id, origin="https://app.example")) as ws:
+        assert json.loads(ws.recv())["event"] == "final"
     with pytest.raises(websocket.WebSocketBadStatusException):
         api.ws(job_id, origin="https://app.example.evil.test")

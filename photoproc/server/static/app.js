@@ -454,7 +454,9 @@
     if (limits.max_upload_bytes) {
       parts.push(
         `Up to ${formatBytes(limits.max_upload_bytes)}` +
-          (limits.max_upload_files ? ` and ${limits.max_upload_files} files` : "") +
+          (limits.max_upload_files
+            ? ` and ${limits.max_upload_files.toLocaleString("en")} files`
+            : "") +
           " per upload.",
       );
     }
@@ -835,7 +837,7 @@
     el.progressCard.dataset.status = job.status;
     el.jobStatus.textContent = statusLine(job.status, processed, failed, total, job.error);
     if (Array.isArray(job.items)) renderItems(job.items);
-    else if (!ENDED.has(job.status)) refreshItemsSoon();
+    else if (job.event && !ENDED.has(job.status)) refreshItemsSoon(); // a big job's WS message
     if (ENDED.has(job.status)) {
       jobEnded(job);
     } else {
@@ -942,7 +944,8 @@
               href: url,
               download: "",
               "aria-label": `Download the result for ${label}`,
-              text: "Download",
+              title: "Download",
+              text: "↓",
             }),
           ),
         ),
