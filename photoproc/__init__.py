@@ -10,17 +10,49 @@ from .errors import (
     UnknownModelError,
 )
 from .options import ProcessOptions
+from .server.extension import _jupyter_server_extension_points
 
 __version__ = "0.1.0"
+
+# Heavy names (numpy, OpenCV, onnxruntime, SQLite worker) load on first use so that
+# `import photoproc` — done by jupyter_server for every start — stays cheap.
+_LAZY = {
+    "PhotoService": "photoproc.service",
+    "Settings": "photoproc.config",
+    "process_image": "photoproc.pipeline.process",
+    "Result": "photoproc.pipeline.types",
+    "Job": "photoproc.jobs",
+    "JobStatus": "photoproc.jobs",
+    "Item": "photoproc.jobs",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'photoproc' has no attribute {name!r}")
+
 
 __all__ = [
     "ImageTooLargeError",
     "InvalidImageError",
     "InvalidOptionsError",
+    "Item",
+    "Job",
     "JobNotFoundError",
+    "JobStatus",
     "ModelNotAvailableError",
+    "PhotoService",
     "PhotoprocError",
     "ProcessOptions",
+    "Result",
+    "Settings",
     "UnknownModelError",
     "__version__",
+    "_jupyter_server_extension_points",
+    "process_image",
 ]
