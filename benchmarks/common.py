@@ -88,14 +88,21 @@ def make_images(folder: Path, count: int = 24) -> list[Path]:
 def model_files(names: tuple[str, ...] = ("u2netp", "u2net")) -> dict[str, Path]:
     """Random-weight U²-Net-architecture ONNX files built by ../shared/tools/make_u2net_onnx.py."""
     folder = WORK / "models"
-    missing = [n for n in names if not (folder / f"{n}.onnx").exists()]
+
+    def path(name: str) -> Path:  # the generator names them NAME-arch.onnx
+        return next(
+            (p for p in (folder / f"{name}-arch.onnx", folder / f"{name}.onnx") if p.exists()),
+            folder / f"{name}-arch.onnx",
+        )
+
+    missing = [n for n in names if not path(n).exists()]
     if missing:
         sys.exit(
             f"missing {', '.join(missing)} in {folder}: build them with\n"
             f"  .bench-venv/bin/python {SHARED}/tools/make_u2net_onnx.py --out-dir {folder}\n"
             "(see benchmarks/README.md for the benchmark environment)"
         )
-    return {n: folder / f"{n}.onnx" for n in names}
+    return {n: path(n) for n in names}
 
 
 def median(values: list[float]) -> float:

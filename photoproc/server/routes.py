@@ -1,6 +1,6 @@
 """The one route table every host mounts.
 
-``photoproc_routes(ctx, flavor=…)`` returns Tornado rules for the same paths and
+``photoproc_routes(service, base_url, flavor=…)`` returns Tornado rules for the same paths and
 the same handler mixins; only the base classes differ:
 
 * ``"standalone"`` — ``photoproc serve`` and the Voilà app: Tornado handlers with
@@ -23,14 +23,19 @@ and the browser page (``static/``) under ``page_url`` when given.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from tornado import web
 
 from . import handlers as h
+from .auth import ServerAuth
 from .context import ServerContext
 from .websocket import JobSocketMixin
+
+if TYPE_CHECKING:
+    from ..service import PhotoService
 
 __all__ = ["STATIC_DIR", "photoproc_routes"]
 
@@ -88,17 +93,27 @@ def _bases(flavor: Flavor) -> tuple[type, type, type, Any, Any]:
 
 
 def photoproc_routes(
-    ctx: ServerContext,
+    service: PhotoService | ServerContext,
+    base_url: str = "/",
     *,
     flavor: Flavor = "standalone",
     page_url: str | None = None,
     static_dir: Path | None = None,
+    token: str | None = None,
+    cors_origins: Iterable[str] = (),
 ) -> list[tuple[str, type, dict[str, Any]]]:
     """The rules to mount (prepend them before a host's catch-all handlers).
 
-    ``page_url`` (``"/"`` standalone, ``"…/photoproc/"`` elsewhere) serves
-    ``static_dir`` (default: the package's ``static/``) with ``index.html``.
+    ``service`` is a :class:`PhotoService` (the context is built from ``base_url``,
+    ``token`` and ``cors_origins``) or a ready :class:`ServerContext`. ``page_url``
+    (``"/"`` standalone, ``"…/photoproc/"`` elsewhere) serves ``static_dir``
+    (default: the package's ``static/``) with ``index.html``.
     """
+    if isinstance(service, ServerContext):
+        ctx = service
+    else:
+        auth = ServerAuth.create(token, cors_origins) if flavor == "standalone" else None
+        ctx = ServerContext(service, service.settings, base_url, auth)
     api_base, socket_base, page_base, wrap, ws_wrap = _bases(flavor)
     prefix = re.escape(ctx.base_url)
     kwargs = {"ctx": ctx}

@@ -20,7 +20,7 @@ import ipywidgets as widgets
 from ..errors import PhotoprocError
 from ..fsutil import contained
 from ..jobs import Item, ItemStatus
-from .progress import format_duration
+from .progress import format_duration, item_seconds
 from .thumbnails import CHECKERBOARD_CSS, ThumbnailCache
 
 if TYPE_CHECKING:
@@ -116,7 +116,8 @@ class Gallery(widgets.VBox):
         """Load ``job_id``'s gallery at ``page``."""
         with self._lock:
             if job_id != self._job_id:
-                self._pairs.clear()
+                self._drop_pairs(self._pairs)
+                self._pairs = {}
                 self.hide_item()
             self._service = service
             self._job_id = job_id
@@ -128,8 +129,9 @@ class Gallery(widgets.VBox):
             self._service = None
             self._job_id = None
             self._total = 0
-            self._pairs.clear()
             self.grid.children = ()
+            self._drop_pairs(self._pairs)
+            self._pairs = {}
             self.summary.value = ""
             self.pager.layout.display = "none"
             self.hide_item()
@@ -142,7 +144,7 @@ class Gallery(widgets.VBox):
                 self.refresh()
 
     def refresh(self) -> None:
-        """Re-read the current page; only pairs whose item changed are rebuilt."""
+        """Re-read the current page; only pairs whose item changed are redrawn."""
         with self._lock:
             if self._service is None or self._job_id is None:
                 return
@@ -155,10 +157,16 @@ class Gallery(widgets.VBox):
             pairs: dict[int, tuple[tuple, widgets.VBox]] = {}
             for item in items:
                 key = (item.status, item.updated_at, item.outputs, item.error)
-                old = self._pairs.get(item.index)
-                pairs[item.index] = old if old and old[0] == key else (key, self._pair(item))
-            self._pairs = pairs
+                old = self._pairs.pop(item.index, None)
+                if old is None:
+                    pairs[item.index] = (key, self._pair(item))
+                else:
+                    if old[0] != key:
+                        self._draw_pair(old[1], item)
+                    pairs[item.index] = (key, old[1])
+            stale, self._pairs = self._pairs, pairs
             self.grid.children = tuple(pair for _, pair in pairs.values())
+            self._drop_pairs(stale)
             self.summary.value = self._summary_html(job.total, job.processed, job.failed)
             self.pager.layout.display = None if self.pages > 1 else "none"
             self.page_label.value = f"&nbsp;page <b>{self.page + 1}</b> of {self.pages}&nbsp;"
@@ -239,7 +247,7 @@ class Gallery(widgets.VBox):
         if item.width and item.height:
             parts.append(f"{item.width}×{item.height}")
         if item.status is ItemStatus.DONE and item.timings:
-            parts.append(format_duration(sum(item.timings.values())))
+            parts.append(format_duration(item_seconds(item)))
         if len(item.outputs) > 1:
             parts.append(f"{len(item.outputs)} results")
         text = " · ".join(parts)
@@ -248,23 +256,41 @@ class Gallery(widgets.VBox):
         return f'<div class="photoproc-caption" style="font-size:90%">{text}</div>'
 
     def _pair(self, item: Item) -> widgets.VBox:
+        """A new pair widget: the two pictures with a caption, and a "Larger view" button."""
+        enlarge = widgets.Button(description="Larger view", icon="search-plus")
+        enlarge.layout.width = "auto"
+        enlarge.on_click(lambda _, index=item.index: self.show_item(index))
+        pair = widgets.VBox([widgets.HTML(), enlarge])
+        pair.layout.border = "1px solid #ddd"
+        pair.layout.padding = "6px"
+        pair.add_class("photoproc-pair")
+        self._draw_pair(pair, item)
+        return pair
+
+    def _draw_pair(self, pair: widgets.VBox, item: Item) -> None:
+        """Show ``item``'s current state in an existing pair (no new widgets, no new comms)."""
+        body, enlarge = pair.children
         side = self.thumb_side
-        body = widgets.HTML(
+        body.value = (
             '<div style="display:flex;gap:8px;align-items:flex-start">'
             f'<div class="photoproc-original">{self._original(item, side)}</div>'
             f'<div class="photoproc-result">{self._results(item, side)}</div>'
             f"</div>{self._caption(item)}"
         )
-        enlarge = widgets.Button(description="Larger view", icon="search-plus")
-        enlarge.layout.width = "auto"
-        enlarge.on_click(lambda _, index=item.index: self.show_item(index))
         enlarge.disabled = item.status in (ItemStatus.PENDING, ItemStatus.PROCESSING)
-        pair = widgets.VBox([body, enlarge])
-        pair.layout.border = "1px solid #ddd"
-        pair.layout.padding = "6px"
-        pair.add_class("photoproc-pair")
-        pair.add_class(f"photoproc-{item.status.value}")
-        return pair
+        with pair.hold_sync():
+            for status in ItemStatus:
+                if status is not item.status:
+                    pair.remove_class(f"photoproc-{status.value}")
+            pair.add_class(f"photoproc-{item.status.value}")
+
+    @staticmethod
+    def _drop_pairs(pairs: dict[int, tuple[tuple, widgets.VBox]]) -> None:
+        # Widgets no longer shown are closed, or their comms would pile up in the kernel.
+        for _, pair in pairs.values():
+            for child in pair.children:
+                child.close()
+            pair.close()
 
     def _render_detail(self, index: int) -> None:
         if self._service is None or self._job_id is None:

@@ -22,7 +22,7 @@ from ..jobs import Item, ItemStatus, Job, JobStatus
 if TYPE_CHECKING:
     from ..service import PhotoService
 
-__all__ = ["ProgressPanel", "format_duration"]
+__all__ = ["ProgressPanel", "format_duration", "item_seconds"]
 
 _STATUS_COLOURS = {
     "pending": "#777",
@@ -51,6 +51,13 @@ def format_duration(seconds: float) -> str:
         return f"{minutes} min {secs} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes} min"
+
+
+def item_seconds(item: Item) -> float:
+    """Time one image took: the worker's ``total`` when recorded, else the stages summed."""
+    if "total" in item.timings:
+        return float(item.timings["total"])
+    return float(sum(item.timings.values()))
 
 
 def _badge(status: str) -> str:
@@ -193,6 +200,7 @@ class ProgressPanel(widgets.VBox):
             self.percent.value = f"<b>{job.percentage:.0f}%</b> {_badge(job.status.value)}"
             self.counts.value = self._counts_html(job, now)
             self.cancel_button.disabled = job.ended
+            self.cancel_button.layout.visibility = "hidden" if job.ended else "visible"
             if items is not None:
                 self.files.value = self._files_html(items, job.total)
                 self.files_box.set_title(0, f"Files ({job.total})")
@@ -228,7 +236,7 @@ class ProgressPanel(widgets.VBox):
     def _files_html(self, items: list[Item], total: int) -> str:
         rows = []
         for item in items:
-            seconds = sum(item.timings.values())
+            seconds = item_seconds(item)
             note = item.error or "; ".join(item.warnings)
             rows.append(
                 "<tr>"

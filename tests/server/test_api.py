@@ -309,3 +309,17 @@ def test_health(api):
     assert health["status"] == "ok" and health["db"] == "ok"
     assert health["worker_alive"] is True
     assert isinstance(health["queue_depth"], int)
+
+
+def test_one_route_table_for_every_prefix(server):
+    from photoproc.server.routes import photoproc_routes
+
+    rules = photoproc_routes(server.service, "/lab/x/", page_url="/lab/x/", token="t")
+    patterns = [rule[0].replace("\\", "") for rule in rules]
+    assert all(pattern.startswith("/lab/x") for pattern in patterns)
+    assert "/lab/x" in patterns  # redirects to the page's slash
+    assert "/lab/x/api/upload-and-process" in patterns
+    assert "/lab/x/ws/job/([^/]+)" in patterns
+    assert patterns[-1] == "/lab/x/(.*)"  # the page comes last, after every API route
+    contexts = {id(rule[2]["ctx"]) for rule in rules if "ctx" in rule[2]}
+    assert len(contexts) == 1

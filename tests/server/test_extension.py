@@ -115,8 +115,11 @@ def test_upload_progress_and_download(jp_fetch, jp_ws_fetch, run):
     async def follow():
         ws = await jp_ws_fetch("photoproc", "ws", "job", job_id)
         messages = []
-        while (text := await ws.read_message()) is not None:
-            messages.append(json.loads(text))
+        try:
+            while (text := await ws.read_message()) is not None:
+                messages.append(json.loads(text))
+        finally:
+            ws.close()
         return messages
 
     messages = run(follow())

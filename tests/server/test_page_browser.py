@@ -11,6 +11,7 @@ Chromium comes from Debian (``/usr/bin/chromium``); ``playwright install`` is ne
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -75,9 +76,9 @@ def _pump(stream: io.TextIOBase, lines: queue.Queue[str | None], log: list[str])
     lines.put(None)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServedPage]:
-    root = tmp_path_factory.mktemp("page-server")
+@contextlib.contextmanager
+def photoproc_serve(root: Path, *extra: str) -> Iterator[ServedPage]:
+    """``photoproc serve`` as a subprocess on a free loopback port; stopped by its PID."""
     env = {
         **os.environ,
         "REMBG_HOME": str(root / "rembg-home"),
@@ -99,8 +100,7 @@ def server(tmp_path_factory) -> Iterator[ServedPage]:
         str(root / "data"),
         "--workers",
         "1",
-        "--cors-origin",
-        "null",  # the file:// page
+        *extra,
     ]
     proc = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
@@ -126,8 +126,22 @@ def server(tmp_path_factory) -> Iterator[ServedPage]:
             except subprocess.TimeoutExpired:
                 os.kill(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=10)
-        pump.join(timeout=10)  # output ends when the process does
+        pump.join(timeout=10)  # the output ends with the process
         proc.stdout.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[ServedPage]:
+    """The module's server; ``--cors-origin null`` lets the file:// page call it."""
+    with photoproc_serve(tmp_path_factory.mktemp("page-server"), "--cors-origin", "null") as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def idle_server(tmp_path_factory) -> Iterator[ServedPage]:
+    """A server without a worker: its jobs wait, so cancelling one is not a race."""
+    with photoproc_serve(tmp_path_factory.mktemp("idle-server"), "--no-worker") as live:
+        yield live
 
 
 @pytest.fixture(scope="module")
@@ -372,6 +386,32 @@ def test_upload_progress_shows_and_cancel_stops_the_upload(server, tab, tmp_path
     sync_api.expect(page.get_by_role("button", name="Process photos")).to_be_enabled()
     sync_api.expect(page.get_by_role("button", name="Cancel")).to_be_disabled()
     assert get_json(server.url + "api/jobs")["total"] == jobs_before  # no job was made
+    tab.assert_no_script_errors()
+
+
+def test_cancel_a_waiting_job(idle_server, tab, photos) -> None:
+    page = tab.page
+    page.goto(idle_server.url)
+    wait_connected(page)
+    page.set_input_files("#file-input", [str(p) for p in photos[:2]])
+    page.get_by_role("button", name="Process photos").click()
+    card = page.locator("#progress-card")
+    sync_api.expect(card).to_have_attribute("data-status", "pending")
+    sync_api.expect(page.locator("#job-status")).to_contain_text("waiting for the worker")
+    sync_api.expect(page.locator("#item-list .status-badge")).to_have_text(["Waiting", "Waiting"])
+    cancel = page.get_by_role("button", name="Cancel")
+    sync_api.expect(cancel).to_be_focused()  # it took the focus from the disabled start button
+
+    cancel.press("Enter")
+    sync_api.expect(card).to_have_attribute("data-status", "cancelled")
+    sync_api.expect(page.locator("#job-status")).to_have_text("Cancelled after 0 of 2.")
+    sync_api.expect(page.locator("#item-list .status-badge")).to_have_text(
+        ["Cancelled", "Cancelled"]
+    )
+    sync_api.expect(page.get_by_role("button", name="Process photos")).to_be_focused()
+    sync_api.expect(page.locator("#results-card")).to_be_hidden()
+    job_id = json.loads(page.evaluate("sessionStorage.getItem('photoproc.lastJob')"))["id"]
+    assert get_json(f"{idle_server.url}api/process-status/{job_id}")["status"] == "cancelled"
     tab.assert_no_script_errors()
 
 

@@ -46,6 +46,7 @@ from photoproc.ui import (
     running_in_voila,
 )
 from photoproc.ui.options import default_model, model_choices
+from photoproc.ui.progress import format_duration
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -200,10 +201,17 @@ def test_upload_box_hands_received_files_to_its_callbacks():
     box = UploadBox(allow_paths=False)
     got = []
     box.on_submit(got.append)
-    box.file_upload.value = (
-        upload_entry("a.jpg", b"\xff\xd8 one"),
-        upload_entry("b.zip", b"PK\x03\x04 two", "application/zip"),
-    )
+    # What the browser's FileUpload sends: JSON state plus one binary buffer per file.
+    box.file_upload.set_state(
+        {
+            "value": [
+                {"name": "a.jpg", "type": "image/jpeg", "size": 7,
+                 "content": memoryview(b"\xff\xd8 one"), "last_modified": 1767225600000},
+                {"name": "b.zip", "type": "application/zip", "size": 8,
+                 "content": memoryview(b"PK\x03\x04 two"), "last_modified": 1767225600000},
+            ]
+        }
+    )  # fmt: skip
     assert "2 files received" in box.summary.value
     box.submit_button.click()
     assert got == [[("a.jpg", b"\xff\xd8 one"), ("b.zip", b"PK\x03\x04 two")]]
@@ -347,6 +355,9 @@ def test_gallery_pages_and_shows_one_pair_larger(service):
     # A cat has no human face: the pair says so.
     assert "no face detected" in first_page[0].children[0].value
     assert "photo0.jpg" in first_page[0].children[0].value
+    # The time shown is the worker's total for that image, not its stages added up again.
+    seconds = service.items(job.id, limit=1)[0].timings["total"]
+    assert f"226×150 · {format_duration(seconds)}<br>" in first_page[0].children[0].value
 
     gallery.next_button.click()
     gallery.next_button.click()
@@ -380,6 +391,8 @@ def test_cancel_stops_pending_images(tmp_path, monkeypatch):
         app = PhotoApp(service)
         job = app.process([(f"img{i}.png", make_png(i)) for i in range(8)], {"model": "grabcut"})
         assert job is not None
+        first_pair = app.gallery.grid.children[0]
+        assert "photoproc-pending" in first_pair._dom_classes
         wait_for(lambda: app.progress.job and app.progress.job.processed >= 1, 60, message="1 done")
         cancelled = []
         app.progress.on_cancel(cancelled.append)
@@ -393,6 +406,9 @@ def test_cancel_stops_pending_images(tmp_path, monkeypatch):
         items = service.items(job.id)
         assert sum(item.status.value == "cancelled" for item in items) >= 4
         assert "cancelled" in app.gallery.grid.children[-1].children[0].value
+        # Pairs are redrawn in place as their image changes state, not replaced.
+        assert app.gallery.grid.children[0] is first_pair
+        assert first_pair._dom_classes == ("photoproc-pair", "photoproc-done")
         # Updates are throttled by the service: far fewer than one per item change.
         assert app.progress.updates < 40
 

@@ -92,6 +92,7 @@
     selection: [], // {file, name, key}
     busy: false,
     upload: null, // {abort} while the body is being sent
+    cancelling: false,
     jobId: null,
     job: null,
     endedFor: null,
@@ -717,9 +718,12 @@
   }
 
   function setBusy(busy) {
+    // A button that becomes disabled drops the keyboard focus: hand it to its partner.
+    const focused = document.activeElement === (busy ? el.start : el.cancel);
     state.busy = busy;
     el.start.disabled = busy;
     el.cancel.disabled = !busy;
+    if (focused) (busy ? el.cancel : el.start).focus();
     el.jobForm.setAttribute("aria-busy", String(busy));
     el.dropzone.classList.toggle("locked", busy);
   }
@@ -1066,14 +1070,16 @@
       return;
     }
     const id = state.jobId;
-    if (!id || ENDED.has(state.job?.status)) return;
-    el.cancel.disabled = true;
+    // The button stays enabled (and focused) until the job ends; a second click waits.
+    if (!id || state.cancelling || ENDED.has(state.job?.status)) return;
+    state.cancelling = true;
     el.jobStatus.textContent = "Cancelling…";
     try {
       applyJob(await api.request("POST", `api/cancel-job/${id}`));
     } catch (err) {
-      el.cancel.disabled = !state.busy;
       showFormMessage(`Could not cancel: ${err.message}`);
+    } finally {
+      state.cancelling = false;
     }
   }
 
