@@ -394,6 +394,9 @@ class DownloadMixin(PhotoprocMixin):
             size = await loop.run_in_executor(None, lambda: Path(handle.name).stat().st_size)
             self.set_header("Content-Type", result.media_type)
             self.set_header("Content-Length", str(size))
+            # A finished result never changes (retries write the same bytes): let the
+            # page's thumbnails come from the browser cache.
+            self.set_header("Cache-Control", "private, max-age=3600")
             self.set_header("Content-Disposition", content_disposition(result.name))
             while True:
                 chunk = await loop.run_in_executor(None, handle.read, _CHUNK)

@@ -1,8 +1,9 @@
 """The browser page (``photoproc/server/static/``) in Debian Chromium against ``photoproc serve``.
 
-A real server runs as a subprocess for the module (free loopback port, temporary data dir,
-offline, ``--cors-origin null`` so the page also works opened from ``file://``) and is
-stopped by its PID. The page is driven the way a person would: choose files, pick the
+Real servers run as subprocesses for the module (free loopback port, temporary data dir,
+offline) and are stopped by their PID: one that processes (``--cors-origin null`` so the
+page also works opened from ``file://``), and one with a token and no worker, whose jobs
+wait so that cancelling is not a race. The page is driven the way a person would: choose files, pick the
 offline ``grabcut`` model, start, watch the progress, see thumbnails and errors, download.
 Screenshots land in the test's tmp dir (``--basetemp`` to keep them).
 
@@ -46,6 +47,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 JOB_TIMEOUT_MS = 180_000
+TOKEN = "page-test-token-0123456789"
 TERMINAL = re.compile(r"^(completed|failed|cancelled)$")
 
 pytestmark = [
@@ -139,8 +141,10 @@ def server(tmp_path_factory) -> Iterator[ServedPage]:
 
 @pytest.fixture(scope="module")
 def idle_server(tmp_path_factory) -> Iterator[ServedPage]:
-    """A server without a worker: its jobs wait, so cancelling one is not a race."""
-    with photoproc_serve(tmp_path_factory.mktemp("idle-server"), "--no-worker") as live:
+    """A server without a worker (its jobs wait, so cancelling one is not a race) and with
+    a token."""
+    root = tmp_path_factory.mktemp("idle-server")
+    with photoproc_serve(root, "--no-worker", "--token", TOKEN) as live:
         yield live
 
 
@@ -389,10 +393,16 @@ def test_upload_progress_shows_and_cancel_stops_the_upload(server, tab, tmp_path
     tab.assert_no_script_errors()
 
 
-def test_cancel_a_waiting_job(idle_server, tab, photos) -> None:
+def test_token_from_the_page_url_and_cancel_a_waiting_job(idle_server, tab, photos) -> None:
     page = tab.page
     page.goto(idle_server.url)
+    sync_api.expect(page.locator("#conn-pill")).to_have_text("Token needed")
+    sync_api.expect(page.get_by_label("Token")).to_be_focused()
+
+    # As `photoproc serve` prints it; the page keeps the token and drops it from the address.
+    page.goto(f"{idle_server.url}?token={TOKEN}")
     wait_connected(page)
+    assert "token" not in page.url
     page.set_input_files("#file-input", [str(p) for p in photos[:2]])
     page.get_by_role("button", name="Process photos").click()
     card = page.locator("#progress-card")
@@ -401,6 +411,7 @@ def test_cancel_a_waiting_job(idle_server, tab, photos) -> None:
     sync_api.expect(page.locator("#item-list .status-badge")).to_have_text(["Waiting", "Waiting"])
     cancel = page.get_by_role("button", name="Cancel")
     sync_api.expect(cancel).to_be_focused()  # it took the focus from the disabled start button
+    sync_api.expect(card).to_have_attribute("data-transport", "websocket")  # ?token= on the WS
 
     cancel.press("Enter")
     sync_api.expect(card).to_have_attribute("data-status", "cancelled")
@@ -411,7 +422,8 @@ def test_cancel_a_waiting_job(idle_server, tab, photos) -> None:
     sync_api.expect(page.get_by_role("button", name="Process photos")).to_be_focused()
     sync_api.expect(page.locator("#results-card")).to_be_hidden()
     job_id = json.loads(page.evaluate("sessionStorage.getItem('photoproc.lastJob')"))["id"]
-    assert get_json(f"{idle_server.url}api/process-status/{job_id}")["status"] == "cancelled"
+    status = get_json(f"{idle_server.url}api/process-status/{job_id}?token={TOKEN}")
+    assert status["status"] == "cancelled"
     tab.assert_no_script_errors()
 
 
