@@ -84,10 +84,15 @@ def _app_class() -> type:
     from ..server.voila_app import PhotoprocVoila
 
     class PhotoprocApp(PhotoprocVoila):
-        """Adds what the command line promises: kernels know the token, the URL is printed."""
+        """Adds what the command line promises: kernels know the API's URL and token, the
+        URL is printed once the port is open."""
 
         def initialize(self, argv: object = None) -> None:
             super().initialize(argv)
+            # Kernels inherit the environment: where the API is, for the download links.
+            os.environ["PHOTOPROC_API_BASE_URL"] = url_path_join(
+                self.server_url or self.base_url, "/"
+            )
             if self.token:
                 # Kernels inherit the environment: the download links need the token.
                 os.environ["PHOTOPROC_TOKEN"] = self.token
