@@ -259,6 +259,8 @@ def main() -> int:
     images = make_images(images_dir, args.count)
     data = WORK / "api-data"
     shutil.rmtree(data, ignore_errors=True)
+    # Over HTTP a model file must lie inside the server's model folder.
+    CHILD_ENV["REMBG_HOME"] = str(model.parent.resolve())
     fields = {"model": "custom", "model_path": str(model)}
     print(f"machine: {machine()}")
     print(

@@ -56,6 +56,7 @@ _DOF_START, _DOF_RANGE, _DOF_POWER = 0.9, 0.6, 1.5
 #: components smaller than this share of the largest are dropped; holes smaller than this
 #: share of the foreground are filled (bigger ones, e.g. between an arm and a body, stay).
 _KEEP_COMPONENT, _FILL_HOLE = 0.2, 0.02
+_RING = 0.06
 _EDGE = 2  # width in work pixels of the image edge taken as sure background
 
 
@@ -148,12 +149,15 @@ def _letterbox(small: np.ndarray, tol: int = 24, flat: float = 6.0) -> tuple[int
             if diff > tol or line.std() > flat:
                 break
             n += 1
-        if n == 0 or n + 3 >= len(lines) // 3:
+        if n == 0:
             return 0
-        # A letterbox ends where photo content starts across the whole line; a plain
-        # backdrop ends only where the subject is, so most of that line still matches it.
-        after = np.abs(lines[n + 2].astype(np.int16) - colour).max(1) > tol
-        return n + 2 if after.mean() > 0.5 else 0
+        # A letterbox ends where photo content starts across the whole line (after a few
+        # lines of JPEG ringing); a plain backdrop ends only where the subject is, so most
+        # of that line still matches it.
+        for k in range(n, min(n + 8, len(lines) // 3)):
+            if (np.abs(lines[k].astype(np.int16) - colour).max(1) > tol).mean() > 0.5:
+                return k
+        return 0
 
     rows, cols = small, small.transpose(1, 0, 2)
     return (bar(rows), bar(rows[::-1]), bar(cols), bar(cols[::-1]))
@@ -272,7 +276,13 @@ def _cut(image: np.ndarray, prior: np.ndarray, iterations: int) -> np.ndarray:
     open_bottom[columns.min() : columns.max() + 1] = True
     edge[-_EDGE:] |= low[-_EDGE:] & ~open_bottom
 
-    fg_samples, bg_samples = image[likely], image[(low | edge) & ~likely]
+    # The image's rim feeds the background model whatever the prior says there: the least
+    # salient pixels alone can miss a kind of background (mid-tone ground, lit foliage).
+    ring = np.zeros((h, w), bool)
+    r = max(_EDGE, round(_RING * max(h, w)))
+    ring[:r] = ring[:, :r] = ring[:, -r:] = True
+    ring[-r:] |= ~open_bottom
+    fg_samples, bg_samples = image[likely], image[(low | edge | ring) & ~likely]
     if len(fg_samples) < 10 or len(bg_samples) < 10:
         return nothing
     bg_model, fg_model = _learn_models(fg_samples, bg_samples)
@@ -312,13 +322,11 @@ def _clean(fg: np.ndarray) -> np.ndarray:
     fg = keep[labels]
     n, labels, stats, _ = cv2.connectedComponentsWithStats((~fg).astype(np.uint8), connectivity=4)
     h, w = fg.shape
-    limit = _FILL_HOLE * fg.sum()
-    for i in range(1, n):
-        x, y, bw, bh, area = stats[i]
-        touches_edge = x == 0 or y == 0 or x + bw == w or y + bh == h
-        if not touches_edge and area <= limit:
-            fg[labels == i] = True
-    return fg
+    x, y, bw, bh, area = stats.T
+    inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
+    hole = inner & (area <= _FILL_HOLE * fg.sum())
+    hole[0] = False
+    return fg | hole[labels]
 
 
 def _guided_upsample(

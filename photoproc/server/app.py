@@ -56,7 +56,7 @@ def make_app(
     app = Application(
         photoproc_routes(ctx, page_url="/", static_dir=static_dir),
         websocket_ping_interval=30,
-        websocket_ping_timeout=90,
+        websocket_ping_timeout=25,  # must not exceed the interval
         **tornado_settings,
     )
     app.settings["photoproc_context"] = ctx

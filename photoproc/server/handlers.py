@@ -29,7 +29,7 @@ from urllib.parse import quote
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
-from ..errors import NoImagesError, PhotoprocError, UploadTooLargeError
+from ..errors import InvalidOptionsError, NoImagesError, PhotoprocError, UploadTooLargeError
 from ..fsutil import safe_filename
 from ..jobs import JobStatus
 from ..options import ASPECTS, FACE_DETECTORS, FORMATS, ProcessOptions
@@ -164,6 +164,33 @@ class PhotoprocMixin:
         }
 
 
+def _check_client_paths(fields: dict[str, Any]) -> None:
+    """A client may name model files only inside the model folder, never anywhere on the host.
+
+    Same rule as rembg's own ``u2net_custom`` session: the host's owner decides which
+    ONNX files can be loaded by placing them in ``REMBG_HOME`` (or ``photoproc models
+    import``); a remote caller cannot make the server open arbitrary paths.
+    """
+    from ..pipeline.models import models_home
+
+    home = models_home().resolve()
+    for key in ("model_path", "yunet_path"):
+        value = fields.get(key)
+        if isinstance(value, (list, tuple)):
+            value = value[-1] if value else None
+        if not value:
+            continue
+        candidate = Path(str(value)).expanduser()
+        resolved = (candidate if candidate.is_absolute() else home / candidate).resolve()
+        if not resolved.is_relative_to(home):
+            raise InvalidOptionsError(
+                key,
+                f"over HTTP only files inside the model folder {home} are accepted "
+                "(place the file there, or use `photoproc models import`)",
+            )
+        fields[key] = str(resolved)
+
+
 class UploadMixin(PhotoprocMixin):
     """``POST api/upload-and-process``: stream the multipart body to disk, then submit."""
 
@@ -231,6 +258,7 @@ class UploadMixin(PhotoprocMixin):
             raise ApiError(400, "malformed_upload", str(exc)) from None
         fields = {k: v for k, v in received.fields.items() if k not in _TRANSPORT_FIELDS}
         try:
+            _check_client_paths(fields)
             options = ProcessOptions.from_mapping(fields)
         except PhotoprocError as exc:
             raise to_api_error(exc) from exc

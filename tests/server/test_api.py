@@ -268,6 +268,16 @@ def test_bad_options_are_422(api):
     assert nothing.status == 422
 
 
+@pytest.mark.parametrize("field", ["model_path", "yunet_path"])
+def test_clients_cannot_name_files_outside_the_model_folder(api, field):
+    reply = api.upload([("a.jpg", _photo(40, 30))], {field: "/etc/passwd", "model": "grabcut"})
+    assert reply.status == 422
+    assert reply.json()["field"] == field
+    assert "model folder" in reply.json()["message"]
+    sneaky = api.upload([("a.jpg", _photo(40, 30))], {field: "../../etc/passwd"})
+    assert sneaky.status == 422
+
+
 def test_not_multipart_and_no_files_are_415(api):
     reply = api.post(
         "api/upload-and-process",

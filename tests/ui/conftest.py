@@ -1,10 +1,10 @@
 """The Voilà app as a subprocess and a headless Debian Chromium, for the browser tests.
 
 ``photoproc app`` is started once per session on a free loopback port, with its
-own data dir and model folder (holding a tiny ``u2netp``-contract model, so
-images are processed by a real ONNX session in milliseconds and the app's
-default model is that one). It is stopped by its PID at the end; its kernels
-and pool processes live in the session it was started in, which is ended too.
+own data dir and an empty model folder, offline: what a fresh machine has, so
+the app's default is the offline ``grabcut`` model. It is stopped by its PID at
+the end; its kernels and pool processes live in the session it was started in,
+which is ended too.
 """
 
 from __future__ import annotations
@@ -83,11 +83,9 @@ def _stop(process: subprocess.Popen) -> None:
 
 @pytest.fixture(scope="session")
 def voila_app(tmp_path_factory) -> Iterator[RunningApp]:
-    from support.onnx_models import install_rembg_model
-
     base = tmp_path_factory.mktemp("voila-app")
     home = base / "rembg"
-    install_rembg_model(home, "u2netp", kind="center")
+    home.mkdir()
     env = dict(os.environ)
     env.update(
         REMBG_HOME=str(home),

@@ -40,6 +40,8 @@ def test_upload_process_gallery_and_download(voila_app, page, tmp_path):
     print(f"\nphotoproc app: {ready:.2f} s from opening {voila_app.url} to usable widgets")
     assert ready < 30
     expect(page.locator(".photoproc-upload-limit")).to_contain_text("100.0 MB")
+    # A fresh machine has no model weights: the offline model is the default.
+    expect(page.locator(".photoproc-options select").first).to_have_value("grabcut")
 
     with page.expect_file_chooser() as chooser:
         page.click("button.widget-upload")
