@@ -73,14 +73,15 @@ def test_folder_with_zip_nested_folder_heic_and_broken_file(input_tree: Path, tm
     written = {str(p.relative_to(out)) for p in out.rglob("*.png")}
     assert written == expected
     for rel in expected:
-        image = Image.open(out / rel)
-        assert image.mode == "RGBA", rel
-        alpha = np.asarray(image)[..., 3]
+        with Image.open(out / rel) as image:
+            assert image.mode == "RGBA", rel
+            alpha = np.asarray(image)[..., 3]
         assert alpha.min() == 0 and alpha.max() == 255, f"{rel}: background not removed"
     # the astronaut was cropped to a square around the face, the coffee cup kept whole
-    astro = Image.open(out / "astronaut.png")
-    assert astro.width == astro.height < 512
-    assert Image.open(out / "nested/coffee.png").size == (600, 400)
+    with Image.open(out / "astronaut.png") as astro:
+        assert astro.width == astro.height < 512
+    with Image.open(out / "nested/coffee.png") as coffee:
+        assert coffee.size == (600, 400)
     failures = json.loads((out / "failures.json").read_text())
     assert [f["name"] for f in failures] == ["broken.jpg"]
     assert "truncated" in failures[0]["error"].lower() or "invalid" in failures[0]["error"].lower()

@@ -18,10 +18,11 @@ built in four steps, all on small copies of the photo:
    sharpness. The weight grows with the spread of blur, so all-sharp images (graphics, most
    product shots) are left to the saliency alone.
 4. **Seeds**: the most salient few per cent (eroded, the strongest component) are sure
-   foreground, the salient region connected to them is likely foreground, the least salient
-   pixels and the image edges are background. GrabCut's colour models are learnt from those
-   samples only (a leaky prior region cannot pollute them), then GrabCut labels the whole
-   image. The bottom edge under the foreground seed is left open for the same reason as in 2.
+   foreground, the salient region connected to them is likely foreground; the least salient
+   pixels and a rim along the edges are background. GrabCut's colour models are learnt from
+   those samples only (OpenCV would learn them from every pixel, unsure ones included), then
+   GrabCut labels the whole image. The bottom edge under the foreground seed is left open,
+   for the same reason as in 2.
 
 The mask is then cleaned (small specks dropped, small holes filled) and upsampled with a
 guided filter so its edge follows the photo's. ``benchmarks/offline_quality.py`` measures it
@@ -45,19 +46,22 @@ __all__ = ["GrabCutSegmenter"]
 _ANALYSIS_SIDE = 512
 #: neither side of a working copy is smaller than this (thin panoramas, 4x4 test images).
 _MIN_SIDE = 32
+#: how much touching the bottom edge counts as being background, against top, left, right.
+_BOTTOM_WEIGHT = 0.5
 #: share of pixels that are sure foreground seeds, and the erosion applied to them.
 _CORE_SHARE = 0.07
 _CORE_ERODE = 5
-#: the least salient share of pixels that feeds the background colour model.
-_BACKGROUND_SHARE = 0.6
+#: the least salient share of pixels, and a rim of this share of the longer side, feed the
+#: background colour model.
+_BACKGROUND_SHARE, _RING = 0.6, 0.08
 #: blur-spread range (in re-blur sigma units) over which the sharpness weight fades in,
 #: and the sharpness exponent at full weight.
 _DOF_START, _DOF_RANGE, _DOF_POWER = 0.9, 0.6, 1.5
 #: components smaller than this share of the largest are dropped; holes smaller than this
 #: share of the foreground are filled (bigger ones, e.g. between an arm and a body, stay).
 _KEEP_COMPONENT, _FILL_HOLE = 0.2, 0.02
-_RING = 0.06
-_EDGE = 2  # width in work pixels of the image edge taken as sure background
+#: width in work pixels of the image edge taken as sure background.
+_EDGE = 2
 
 
 class GrabCutSegmenter:
@@ -114,12 +118,12 @@ def _as_bgr(image: np.ndarray) -> np.ndarray:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.size == 0:
         raise InvalidImageError("grabcut needs a non-empty uint8 numpy array")
     if image.ndim == 2:
-        return cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
-    if image.ndim == 3 and image.shape[2] == 4:
+        return cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_GRAY2BGR)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
         return np.ascontiguousarray(image[..., :3])
-    if image.ndim == 3 and image.shape[2] == 3:
-        return image
-    raise InvalidImageError(f"grabcut needs (H, W), (H, W, 3) or (H, W, 4) pixels, not {image.shape}")
+    raise InvalidImageError(
+        f"grabcut needs (H, W), (H, W, 3) or (H, W, 4) pixels, not {image.shape}"
+    )
 
 
 def _fit(image: np.ndarray, side: int, *, up: bool = True) -> np.ndarray:
@@ -151,16 +155,24 @@ def _letterbox(small: np.ndarray, tol: int = 24, flat: float = 6.0) -> tuple[int
             n += 1
         if n == 0:
             return 0
-        # A letterbox ends where photo content starts across the whole line (after a few
-        # lines of JPEG ringing); a plain backdrop ends only where the subject is, so most
-        # of that line still matches it.
+        # A letterbox ends where varied photo content starts across the whole line (after
+        # a few lines of JPEG ringing); a plain backdrop ends where the subject is, so most
+        # of that line still matches it, or the line is the subject's flat colour.
         for k in range(n, min(n + 8, len(lines) // 3)):
-            if (np.abs(lines[k].astype(np.int16) - colour).max(1) > tol).mean() > 0.5:
-                return k
+            line = lines[k].astype(np.int16)
+            content = np.abs(line - colour).max(1) > tol
+            if content.mean() > 0.8:
+                return k if line[content].std(0).max() > 3 * flat else 0
         return 0
 
     rows, cols = small, small.transpose(1, 0, 2)
-    return (bar(rows), bar(rows[::-1]), bar(cols), bar(cols[::-1]))
+    top, bottom, left, right = bar(rows), bar(rows[::-1]), bar(cols), bar(cols[::-1])
+    # Letterboxes come in matching pairs; a lone flat band is more likely sky or a backdrop.
+    if not (top and bottom and abs(top - bottom) <= 2 + 0.05 * len(rows)):
+        top = bottom = 0
+    if not (left and right and abs(left - right) <= 2 + 0.05 * len(cols)):
+        left = right = 0
+    return top, bottom, left, right
 
 
 def _prior(sal_img: np.ndarray, small: np.ndarray) -> np.ndarray:
@@ -176,8 +188,8 @@ def _prior(sal_img: np.ndarray, small: np.ndarray) -> np.ndarray:
 def _boundary_saliency(image: np.ndarray, segments: int = 250) -> np.ndarray:
     """Robust-background-detection saliency (Zhu et al. 2014) with an open bottom edge."""
     h, w = image.shape[:2]
-    labels = slic(image[..., ::-1], n_segments=segments, compactness=10, start_label=0,
-                  channel_axis=-1)  # fmt: skip
+    rgb = image[..., ::-1]
+    labels = slic(rgb, n_segments=segments, compactness=10, start_label=0, channel_axis=-1)
     _, labels = np.unique(labels, return_inverse=True)
     labels = labels.reshape(h, w)
     n = int(labels.max()) + 1
@@ -193,8 +205,10 @@ def _boundary_saliency(image: np.ndarray, segments: int = 250) -> np.ndarray:
     a = np.concatenate([labels[:, :-1].ravel(), labels[:-1, :].ravel()])
     b = np.concatenate([labels[:, 1:].ravel(), labels[1:, :].ravel()])
     keep = a != b
-    adjacent = np.unique(np.stack([np.minimum(a[keep], b[keep]), np.maximum(a[keep], b[keep])], 1), axis=0)  # fmt: skip
+    a, b = a[keep], b[keep]
+    adjacent = np.unique(np.stack([np.minimum(a, b), np.maximum(a, b)], 1), axis=0)
     edge = np.unique(np.concatenate([labels[0], labels[:, 0], labels[:, -1]]))
+    bottom = np.setdiff1d(labels[-1], edge)
     # Edge regions are linked to each other, as in the paper: background is one thing.
     ea, eb = np.meshgrid(edge, edge)
     upper = (ea < eb).ravel()
@@ -205,10 +219,13 @@ def _boundary_saliency(image: np.ndarray, segments: int = 250) -> np.ndarray:
 
     sigma = 10.0  # Lab units
     near = np.exp(-(geodesic**2) / (2 * sigma**2))
-    connectivity = near[:, edge].sum(1) / np.sqrt(near.sum(1))
+    touch = near[:, edge].sum(1) + _BOTTOM_WEIGHT * near[:, bottom].sum(1)
+    connectivity = touch / np.sqrt(near.sum(1))
     w_bg = 1 - np.exp(-(connectivity**2) / 2)
     contrast = np.linalg.norm(colour[:, None] - colour[None], axis=2)
-    spatial = np.exp(-((cy[:, None] - cy[None]) ** 2 + (cx[:, None] - cx[None]) ** 2) / (2 * 0.25**2))
+    spatial = np.exp(
+        -((cy[:, None] - cy[None]) ** 2 + (cx[:, None] - cx[None]) ** 2) / (2 * 0.25**2)
+    )
     w_fg = (contrast * spatial * w_bg[None]).sum(1)
     w_fg /= w_fg.max() + 1e-9
 

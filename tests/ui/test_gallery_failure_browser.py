@@ -11,7 +11,7 @@ from photoproc.samples import sample_bytes
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 
 
-def test_failed_item_shows_its_error_in_the_gallery(voila_app, page, tmp_path):
+def test_failed_item_shows_its_error_in_the_gallery(page, voila_app, tmp_path):
     from playwright.sync_api import expect
 
     good = tmp_path / "coffee.jpg"

@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
 NAMES = ("astronaut", "chelsea", "coffee")
 
 
-def test_upload_process_gallery_and_download(voila_app, page, tmp_path):
+def test_upload_process_gallery_and_download(page, voila_app, tmp_path):
     from playwright.sync_api import expect
 
     photos = []
@@ -38,10 +38,13 @@ def test_upload_process_gallery_and_download(voila_app, page, tmp_path):
     page.wait_for_selector("button.widget-upload", state="visible")
     ready = time.monotonic() - start
     print(f"\nphotoproc app: {ready:.2f} s from opening {voila_app.url} to usable widgets")
-    assert ready < 30
+    # The issue's bar, with preheated kernels; a slower machine may set its own.
+    assert ready < float(os.environ.get("PHOTOPROC_UI_READY_LIMIT", "3"))
     expect(page.locator(".photoproc-upload-limit")).to_contain_text("100.0 MB")
     # A fresh machine has no model weights: the offline model is the default.
-    expect(page.locator(".photoproc-options select").first).to_have_value("grabcut")
+    expect(page.locator(".photoproc-options select").first).to_have_value(
+        "grabcut — offline, no download"
+    )
 
     with page.expect_file_chooser() as chooser:
         page.click("button.widget-upload")
@@ -82,7 +85,7 @@ def test_upload_process_gallery_and_download(voila_app, page, tmp_path):
     assert jobs["jobs"][0]["progress"]["total"] == 3
 
 
-def test_a_selection_over_tornados_default_message_limit_arrives(voila_app, page, tmp_path):
+def test_a_selection_over_tornados_default_message_limit_arrives(page, voila_app, tmp_path):
     """voila.json raises the kernel WebSocket's 10 MiB default to the limit the page states."""
     from playwright.sync_api import expect
 
