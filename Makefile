@@ -10,7 +10,7 @@ PORT   ?= 8866
 
 export PHOTOPROC_DATA_DIR ?= $(DATA)
 
-.PHONY: run test lint venv system-deps samples clean
+.PHONY: run demo test lint venv system-deps samples clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,8 +36,14 @@ system-deps:
 samples: venv
 	$(BIN)/python -c "from photoproc.samples import write_samples; write_samples('$(DATA)/samples')"
 
-run: venv samples
-	$(BIN)/photoproc process $(DATA)/samples --out $(DATA)/results --model grabcut --crop-face --workers 2
+# The Voilà app and the API on one port; SQLite and files under $(DATA). Works offline
+# (the `grabcut` model needs no download). `make demo` processes the bundled samples
+# with the batch CLI instead.
+run: venv
+	$(BIN)/photoproc app --host $(HOST) --port $(PORT) --data-dir $(DATA)
+
+demo: venv samples
+	$(BIN)/photoproc process $(DATA)/samples --out $(DATA)/results --model grabcut --crop-face
 
 lint: venv
 	$(BIN)/ruff check .

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from pathlib import Path
-from typing import Any
 
 from ..errors import InvalidOptionsError
 
@@ -25,7 +23,8 @@ NOTEBOOK = "photo_processor.ipynb"
 def find_app_files(start: Path | None = None) -> tuple[Path, Path | None]:
     """``(notebook, folder holding voila.json or None)``: the checkout photoproc runs from,
     else the current directory."""
-    candidates = [Path(__file__).resolve().parents[2], Path.cwd()]
+    package = Path(__file__).resolve().parents[1]
+    candidates = [package.parent, package / "_app", Path.cwd()]
     if start is not None:
         candidates.insert(0, start)
     for root in candidates:
@@ -68,40 +67,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _shadows(rule: Any, path: str) -> bool:
-    """A photoproc catch-all rule (``NotFound…``) that would take ``path`` from Voilà."""
-    if not isinstance(rule, (tuple, list)) or len(rule) < 2 or not isinstance(rule[0], str):
-        return False
-    handler = rule[1]
-    name = getattr(handler, "__name__", "")
-    return name.startswith("NotFound") and re.fullmatch(rule[0], path) is not None
-
-
 def _app_class() -> type:
-    from jupyter_server.utils import url_path_join
     from tornado.ioloop import IOLoop
 
     from ..server.voila_app import PhotoprocVoila
 
     class PhotoprocApp(PhotoprocVoila):
-        """Adds what the command line promises: kernels know the API's URL and token, the
-        URL is printed once the port is open."""
-
-        def initialize(self, argv: object = None) -> None:
-            super().initialize(argv)
-            # Kernels inherit the environment: where the API is, for the download links.
-            os.environ["PHOTOPROC_API_BASE_URL"] = url_path_join(
-                self.server_url or self.base_url, "/"
-            )
-            if self.token:
-                # Kernels inherit the environment: the download links need the token.
-                os.environ["PHOTOPROC_TOKEN"] = self.token
-
-        def init_handlers(self) -> list:
-            # photoproc's JSON 404 for unknown ``api/…`` paths, placed before Voilà's
-            # handlers, would answer Voilà's own ``api/kernels/…`` requests: drop it here.
-            probe = url_path_join(self.server_url or self.base_url, "api/kernels/0/channels")
-            return [rule for rule in super().init_handlers() if not _shadows(rule, probe)]
+        """Prints the URL once the port is open (the README's run command promises it)."""
 
         def listen(self) -> None:
             # Runs once the loop starts, i.e. after the port was bound.

@@ -101,13 +101,16 @@ def photoproc_routes(
     static_dir: Path | None = None,
     token: str | None = None,
     cors_origins: Iterable[str] = (),
+    catch_all: bool = True,
 ) -> list[tuple[str, type, dict[str, Any]]]:
     """The rules to mount (prepend them before a host's catch-all handlers).
 
     ``service`` is a :class:`PhotoService` (the context is built from ``base_url``,
     ``token`` and ``cors_origins``) or a ready :class:`ServerContext`. ``page_url``
     (``"/"`` standalone, ``"…/photoproc/"`` elsewhere) serves ``static_dir``
-    (default: the package's ``static/``) with ``index.html``.
+    (default: the package's ``static/``) with ``index.html``. ``catch_all=False``
+    leaves out the JSON 404 for unknown ``api/…`` paths, for hosts (Voilà) whose own
+    handlers live under ``api/`` too.
     """
     if isinstance(service, ServerContext):
         ctx = service
@@ -120,13 +123,16 @@ def photoproc_routes(
     rules: list[tuple[str, type, dict[str, Any]]] = [
         (prefix + path, _compose(mixin, api_base, wrap=wrap, stream=stream), kwargs)
         for path, mixin, stream in _API
+        if catch_all or mixin is not h.NotFoundMixin
     ]
     socket = type(
         "JobSocketHandler" if ws_wrap is None else "JobSocketJupyterHandler",
         (JobSocketMixin, socket_base),
         {"__module__": __name__, **({"get": ws_wrap(JobSocketMixin.get)} if ws_wrap else {})},
     )
-    rules.insert(-1, (prefix + f"ws/job/{_JOB}", socket, kwargs))
+    rules.insert(
+        len(rules) - 1 if catch_all else len(rules), (prefix + f"ws/job/{_JOB}", socket, kwargs)
+    )
     if page_url is not None:
         page = page_url if page_url.endswith("/") else page_url + "/"
         static = {"path": str(static_dir or STATIC_DIR), "default_filename": "index.html"}

@@ -69,9 +69,14 @@ class PhotoprocVoila(Voila):
         self.photoproc_context = ServerContext(
             service, settings, base, ServerAuth.create(self.token or None, origins)
         )
+        # Voilà's own kernel API lives under api/ too: no photoproc catch-all there.
         routes = photoproc_routes(
-            self.photoproc_context, page_url=url_path_join(base, "photoproc/")
+            self.photoproc_context, page_url=url_path_join(base, "photoproc/"), catch_all=False
         )
+        # Kernels inherit the environment: where the API is, and the token its links need.
+        os.environ["PHOTOPROC_API_BASE_URL"] = url_path_join(base, "/")
+        if self.token:
+            os.environ["PHOTOPROC_TOKEN"] = self.token
         self.log.info("photoproc: API at %sapi/, page at %sphotoproc/", base, base)
         return [*routes, *handlers]
 
