@@ -30,22 +30,13 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from support.browser import CHROMIUM, SKIP_REASON, launch
 
 from photoproc.samples import sample_bytes
 from photoproc.server.routes import STATIC_DIR
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 JOB_TIMEOUT_MS = 180_000
 TOKEN = "page-test-token-0123456789"
 TERMINAL = re.compile(r"^(completed|failed|cancelled)$")
@@ -55,7 +46,7 @@ pytestmark = [
     pytest.mark.timeout(420),
     pytest.mark.skipif(
         not CHROMIUM.exists(),
-        reason=f"Debian chromium not found at {CHROMIUM} (apt install chromium)",
+        reason=SKIP_REASON,
     ),
 ]
 
@@ -151,7 +142,7 @@ def idle_server(tmp_path_factory) -> Iterator[ServedPage]:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch(playwright)
         yield chromium
         chromium.close()
 

@@ -22,17 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.browser import CHROMIUM, SKIP_REASON, launch
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ROOT = Path(__file__).resolve().parents[2]
 #: seconds the app may take to start and preheat its first kernel (2 busy cores).
 START_TIMEOUT = 150
@@ -120,11 +111,11 @@ def voila_app(tmp_path_factory) -> Iterator[RunningApp]:
 @pytest.fixture(scope="session")
 def browser():
     if not CHROMIUM.is_file():
-        pytest.skip(f"{CHROMIUM} not found (apt-get install chromium); browser tests skipped")
+        pytest.skip(SKIP_REASON)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        chromium = launch(playwright)
         try:
             yield chromium
         finally:
