@@ -3,16 +3,16 @@
 A fresh install without network must still remove backgrounds, so this model uses only
 OpenCV, NumPy, SciPy and scikit-image. GrabCut seeded with a rectangle learns its foreground
 colours from everything inside the rectangle and leaks into the background (mean IoU 0.54
-against u2net on the reference photos, at 1-8 s each). Here GrabCut is seeded from a prior
-built in four steps, all on small copies of the photo:
+against u2net on the reference photos, at 1-13 s each). Here GrabCut is seeded from a prior
+built in four steps, all on small copies of the photo (mean IoU 0.92, 0.1-0.3 s each):
 
-1. **Letterbox bars** (uniform rows or columns at an edge, with photo content starting right
-   after them across the whole width) are cut off: their flat colour would pose as the
-   background. A product on a plain white ground is not a letterbox and is kept.
+1. **Letterbox bars** (matching pairs of uniform bands at opposite edges, with varied photo
+   content starting right after them across the whole width) are cut off: their flat colour
+   would pose as the background. A product on a plain white ground is not a letterbox.
 2. **Saliency by boundary connectivity** (Zhu et al., CVPR 2014, "Saliency optimization from
    robust background detection") on SLIC superpixels: a region that touches the top, left or
-   right edge much for its size is background. The bottom edge does not count, because
-   people and things in photos are often cut by it.
+   right edge much for its size is background. The bottom edge counts half, because people
+   and things in photos are often cut by it.
 3. **Depth of field**: where a sharp subject stands before a blurred background, blur is
    estimated at edges by re-blurring (Zhuo & Sim 2011) and the prior is weighted by
    sharpness. The weight grows with the spread of blur, so all-sharp images (graphics, most
@@ -74,6 +74,9 @@ class GrabCutSegmenter:
     name = "grabcut"
 
     def __init__(self, *, work_side: int = 256, iterations: int = 2, saliency_side: int = 200):
+        """``work_side``: longest side GrabCut runs at; ``iterations``: GrabCut rounds after
+        the first cut (0 keeps the colour models learnt from the seeds); ``saliency_side``:
+        longest side the saliency prior is computed at."""
         for field, value, low in (
             ("work_side", work_side, 64),
             ("iterations", iterations, 0),
@@ -186,7 +189,7 @@ def _prior(sal_img: np.ndarray, small: np.ndarray) -> np.ndarray:
 
 
 def _boundary_saliency(image: np.ndarray, segments: int = 250) -> np.ndarray:
-    """Robust-background-detection saliency (Zhu et al. 2014) with an open bottom edge."""
+    """Robust-background-detection saliency (Zhu et al. 2014); the bottom edge counts half."""
     h, w = image.shape[:2]
     rgb = image[..., ::-1]
     labels = slic(rgb, n_segments=segments, compactness=10, start_label=0, channel_axis=-1)
@@ -303,7 +306,7 @@ def _cut(image: np.ndarray, prior: np.ndarray, iterations: int) -> np.ndarray:
     if len(fg_samples) < 10 or len(bg_samples) < 10:
         return nothing
     bg_model, fg_model = _learn_models(fg_samples, bg_samples)
-    mask = np.where(prior >= _otsu(prior), cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)  # the first cut relabels all unsure ones
     mask[edge] = cv2.GC_BGD
     mask[core] = cv2.GC_FGD
     cv2.grabCut(image, mask, None, bg_model, fg_model, 1, cv2.GC_EVAL_FREEZE_MODEL)
@@ -352,7 +355,7 @@ def _guided_upsample(
     """``fg`` at ``photo``'s size, edges snapped to the photo's (fast guided filter, He 2015).
 
     The local linear model grey → mask is fitted on the small copy and applied to the
-    full-size grey image, so the cost at full size is two resizes and a multiply-add.
+    full-size grey image.
     """
     guide = cv2.cvtColor(work, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
     p = fg.astype(np.float32)
@@ -364,13 +367,15 @@ def _guided_upsample(
     mean_i, mean_p = box(guide), box(p)
     a = (box(guide * p) - mean_i * mean_p) / (box(guide * guide) - mean_i * mean_i + eps)
     b = mean_p - a * mean_i
+    # alpha = saturate(k (a I + b - 0.5) + 127.5): a narrow soft edge (1/k of the filter's
+    # reach) rather than a staircase or a halo. The affine map is folded into a and b, so
+    # the full-size work is two resizes, one multiply and one saturating add.
+    k = 4 * 255
     h, w = photo.shape[:2]
-    a = cv2.resize(box(a), (w, h), interpolation=cv2.INTER_LINEAR)
-    b = cv2.resize(box(b), (w, h), interpolation=cv2.INTER_LINEAR)
-    full = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY).astype(np.float32) / 255
-    q = a * full + b
-    # A narrow soft edge (a quarter of the filter's reach) rather than a staircase or a halo.
-    return np.clip((q - 0.5) * 4 * 255 + 127.5, 0, 255).astype(np.uint8)
+    a = cv2.resize(box(a) * (k / 255), (w, h), interpolation=cv2.INTER_LINEAR)
+    b = cv2.resize(box(b) * k + (127.5 - k / 2), (w, h), interpolation=cv2.INTER_LINEAR)
+    grey = cv2.cvtColor(photo, cv2.COLOR_BGR2GRAY)
+    return cv2.add(cv2.multiply(grey, a, dtype=cv2.CV_32F), b, dtype=cv2.CV_8U)
 
 
 def _otsu(values: np.ndarray) -> float:
