@@ -27,8 +27,13 @@ NO_FACE_WARNING = "no face detected"
 
 
 def configure_threads(threads: int = 1) -> None:
-    """Give OpenCV ``threads`` threads; callers run one image per core in parallel instead."""
+    """Set up a process that runs images in parallel: OpenCV gets ``threads`` threads
+    (callers run one image per core instead), and big pixel buffers go straight back
+    to the system when freed, so memory stays flat over long batches."""
+    from .memory import limit_heap_growth
+
     cv2.setNumThreads(threads)
+    limit_heap_growth()
 
 
 def warm_up(options: ProcessOptions) -> None:
