@@ -92,8 +92,12 @@ def run_batch(
     configure_threads(1)
     warm_up(options)  # a missing model fails here, once, before any image is read
     used: set[str] = set()
-    pending: deque[tuple[Future[tuple[list[str], list[str]]], str, list[str]]] = deque()
+    pending: deque[tuple[Future[tuple[list[str], list[str]]], str]] = deque()
     progress = on_progress or (lambda name, ok: None)
+
+    def fail(name: str, reason: str) -> None:
+        report.failures.append(Failure(name, reason))
+        progress(name, False)
 
     def work(data: bytes, targets: list[str]) -> tuple[list[str], list[str]]:
         result = process_image(data, options, max_pixels=max_pixels)
@@ -105,16 +109,14 @@ def run_batch(
 
     def collect(block: bool) -> None:
         while pending and (block or pending[0][0].done()):
-            future, name, _ = pending.popleft()
+            future, name = pending.popleft()
             try:
                 written, warnings = future.result()
             except PhotoprocError as exc:
-                report.failures.append(Failure(name, str(exc)))
-                progress(name, False)
+                fail(name, str(exc))
                 continue
             except Exception as exc:  # a bug must not lose the rest of the batch
-                report.failures.append(Failure(name, f"{type(exc).__name__}: {exc}"))
-                progress(name, False)
+                fail(name, f"{type(exc).__name__}: {exc}")
                 continue
             report.processed += 1
             report.outputs.extend(out_dir / w for w in written)
@@ -126,8 +128,7 @@ def run_batch(
     try:
         for source in iter_sources(inputs, limits=limits or IngestLimits()):
             if isinstance(source, Skipped):
-                report.failures.append(Failure(source.name, source.reason))
-                progress(source.name, False)
+                fail(source.name, source.reason)
                 continue
             assert isinstance(source, Source)
             stem = output_stem(source.name)
@@ -147,11 +148,9 @@ def run_batch(
             try:
                 data = source.read()
             except PhotoprocError as exc:
-                report.failures.append(Failure(source.name, str(exc)))
-                progress(source.name, False)
+                fail(source.name, str(exc))
                 continue
-            targets = _targets(stem, options, 1)
-            pending.append((pool.submit(work, data, targets), source.name, targets))
+            pending.append((pool.submit(work, data, _targets(stem, options, 1)), source.name))
             del data
             if len(pending) >= 2 * max(1, workers):
                 wait([pending[0][0]], return_when=FIRST_COMPLETED)
@@ -159,12 +158,10 @@ def run_batch(
         collect(block=True)
     except KeyboardInterrupt:
         report.interrupted = True
-        for future, _, _ in pending:
-            future.cancel()
+        # Queued images never start; running ones finish (their writes are atomic).
         pool.shutdown(wait=True, cancel_futures=True)
-        collect_done = [(f, n, t) for f, n, t in pending if f.done() and not f.cancelled()]
-        pending.clear()
-        pending.extend(collect_done)
+        for entry in [e for e in pending if e[0].cancelled()]:
+            pending.remove(entry)
         collect(block=True)
     finally:
         pool.shutdown(wait=True)

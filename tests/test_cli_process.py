@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -146,3 +147,44 @@ def test_bad_option_is_a_clear_error(tmp_path: Path):
     )
     assert proc.returncode == 2
     assert "bgcolor" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_ctrl_c_stops_cleanly_without_half_written_files(tmp_path: Path):
+    src = tmp_path / "many"
+    src.mkdir()
+    for i in range(40):
+        (src / f"p{i:02d}.jpg").write_bytes(sample_bytes("chelsea", scale=2.0))
+    out = tmp_path / "out"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "photoproc",
+            "process",
+            str(src),
+            "--out",
+            str(out),
+            "--model",
+            "grabcut",
+            "-q",
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob("*.png")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    written = sorted(out.glob("*.png"))
+    assert 0 < len(written) < 40, "stopped part-way"
+    assert not list(out.glob(".tmp-*")), "no temporary file is left behind"
+    for png in written:  # every file that exists is whole
+        with Image.open(png) as image:
+            image.load()
+            assert image.size == (902, 600)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime
 import io
-import itertools
 import json
 import os
 import subprocess
@@ -304,11 +303,13 @@ def test_events_are_throttled_and_the_final_state_comes_once(busy):
     assert jobs[-1].status is JobStatus.COMPLETED and jobs[-1].processed == 80
     processed = [j.processed for j in jobs]
     assert processed == sorted(processed)
-    # ≤ 10 per second: consecutive events at least ~100 ms apart, the final one excepted
-    gaps = [b - a for (a, _), (b, _) in itertools.pairwise(events[:-1])]
-    assert all(gap >= 0.09 for gap in gaps), gaps
+    # about 10 per second: a token bucket allows bursts of 3, never more than 10 + 3 in any
+    # second, and 10/s on average (the final state excepted)
+    times = [t for t, _ in events[:-1]]
+    for i, start in enumerate(times):
+        assert sum(1 for t in times[i:] if t < start + 1.0) <= 13, times
     span = events[-1][0] - events[0][0]
-    assert len(events) <= span * 10 + 3
+    assert len(events) <= span * 10 + 4
     assert len(events) >= 4  # there was progress to throttle
 
 
