@@ -7,6 +7,7 @@ in the base classes :mod:`photoproc.server.routes` composes the handlers with.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,6 +37,23 @@ class ServerContext:
     #: and /health p99 went to 198 ms; without them messages are ~1 kB.
     ws_items_limit: int = 100
     broadcasts: JobBroadcasts = field(init=False)
+    #: serialised ``process-status`` bodies by (job id, job version, offset, limit):
+    #: many pollers of one job ask for the same version several times a second, and
+    #: listing + encoding hundreds of items each time took the IOLoop's CPU from
+    #: ``/health`` (used on the IOLoop thread only, so no lock).
+    status_cache: OrderedDict[tuple, bytes] = field(init=False, default_factory=OrderedDict)
+    status_cache_size: int = 64
+
+    def cached_status(self, key: tuple) -> bytes | None:
+        body = self.status_cache.get(key)
+        if body is not None:
+            self.status_cache.move_to_end(key)
+        return body
+
+    def cache_status(self, key: tuple, body: bytes) -> None:
+        self.status_cache[key] = body
+        while len(self.status_cache) > self.status_cache_size:
+            self.status_cache.popitem(last=False)
 
     def __post_init__(self) -> None:
         from .websocket import JobBroadcasts

@@ -301,8 +301,16 @@ class StatusMixin(PhotoprocMixin):
         offset = self.int_arg("items_offset", 0, 0)
         limit = self.int_arg("items_limit", None, 0)
         job = await self.call(self.ctx.service.get, job_id)
-        items = await self.call(self.ctx.service.items, job_id, offset=offset, limit=limit)
-        self.write_json({**job.to_dict(items), **self.links(job_id)})
+        # Any change to the job or one of its items gives it a new version.
+        key = (job.id, job.version, offset, limit)
+        body = self.ctx.cached_status(key)
+        if body is None:
+            items = await self.call(self.ctx.service.items, job_id, offset=offset, limit=limit)
+            data = {**job.to_dict(items), **self.links(job_id)}
+            body = json.dumps(data, separators=(",", ":")).encode()
+            self.ctx.cache_status(key, body)
+        self.set_header("Content-Type", "application/json; charset=UTF-8")
+        self.finish(body)
 
 
 class CancelMixin(PhotoprocMixin):

@@ -11,6 +11,7 @@ signatures (most of :mod:`photoproc.errors`) do not survive the round trip.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import threading
@@ -98,6 +99,10 @@ def _watch_parent(parent: int, interval: float = 0.5) -> None:
             os._exit(0)
 
 
+#: added to the pipeline processes' niceness (lower CPU priority than their parent).
+PIPELINE_NICENESS = 10
+
+
 def init_child(
     parent_pid: int,
     item_function: str | Callable[..., Any] | None = None,
@@ -107,6 +112,10 @@ def init_child(
     orphan watchdog, imports paid once, and the model loaded when we know which."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    # Images are background work: the process that answers HTTP, a kernel or a
+    # notebook's widgets must get the CPU first when the pool keeps every core busy.
+    with contextlib.suppress(OSError):
+        os.nice(PIPELINE_NICENESS)
     threading.Thread(
         target=_watch_parent, args=(parent_pid,), name="photoproc-orphan-watch", daemon=True
     ).start()
