@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import InvalidOptionsError
+from .hosting import add_host_arguments
 
 __all__ = ["find_app_files", "register"]
 
@@ -47,19 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "unless --host says otherwise; on any other address a token is required (one is "
         "generated and printed when --token and PHOTOPROC_TOKEN are not given).",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (%(default)s)")
-    parser.add_argument("--port", type=int, default=8866, help="port (%(default)s)")
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        help="data directory (default: PHOTOPROC_DATA_DIR, else the per-user data folder)",
-    )
-    parser.add_argument(
-        "--token",
-        default=os.environ.get("PHOTOPROC_TOKEN") or None,
-        help="require this token (?token=X); env PHOTOPROC_TOKEN",
-    )
-    parser.add_argument("--workers", type=int, default=None, help="pipeline processes")
+    add_host_arguments(parser, port=8866, port_help="port (%(default)s)")
     parser.add_argument("--notebook", default=None, help=f"notebook to serve (default {NOTEBOOK})")
     parser.add_argument(
         "--no-browser", action="store_true", help="do not open a browser at the URL"

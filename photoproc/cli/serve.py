@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 
 from ..errors import InvalidOptionsError
+from .hosting import add_host_arguments
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,23 +18,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and printed when --token and PHOTOPROC_TOKEN are not given). SIGINT/SIGTERM stop "
         "the server gracefully.",
     )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (%(default)s)")
-    parser.add_argument(
-        "--port", type=int, default=5000, help="port (%(default)s; 0 picks a free one)"
-    )
-    parser.add_argument(
-        "--data-dir",
-        default=None,
-        help="data directory (default: PHOTOPROC_DATA_DIR, else the per-user data folder)",
-    )
-    parser.add_argument(
-        "--token",
-        default=os.environ.get("PHOTOPROC_TOKEN") or None,
-        help="require this token (Authorization: token X, or ?token=X); env PHOTOPROC_TOKEN",
-    )
-    parser.add_argument(
-        "--workers", type=int, default=None, help="pipeline processes (default: cores)"
-    )
+    add_host_arguments(parser, port=5000, port_help="port (%(default)s; 0 picks a free one)")
     parser.add_argument(
         "--cors-origin",
         action="append",
