@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from .errors import InvalidOptionsError
@@ -129,7 +129,7 @@ class ProcessOptions:
     output_size: int | None = None
     face_detector: str = "auto"
     #: path of a YuNet ONNX file; ``None`` uses the configured / downloaded one.
-    yunet_path: str | None = field(default=None, compare=True)
+    yunet_path: str | None = None
 
     _aliases: ClassVar[dict[str, str]] = {
         "background_color": "bgcolor",

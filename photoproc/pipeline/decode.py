@@ -17,6 +17,7 @@ carry no metadata, so the tag is dropped by construction.
 
 from __future__ import annotations
 
+import importlib
 import io
 import math
 import re
@@ -420,31 +421,21 @@ def _pillow_open(data: bytes, fmt: str) -> Any:
     raise errors[0]
 
 
+# Sniffed format → (PIL plugin module, image class), imported only when needed.
+_PILLOW_PLUGINS = {
+    "jpeg": ("JpegImagePlugin", "JpegImageFile"),
+    "png": ("PngImagePlugin", "PngImageFile"),
+    "webp": ("WebPImagePlugin", "WebPImageFile"),
+    "bmp": ("BmpImagePlugin", "BmpImageFile"),
+    "tiff": ("TiffImagePlugin", "TiffImageFile"),
+    "gif": ("GifImagePlugin", "GifImageFile"),
+}
+
+
 def _pillow_plugins(fmt: str, data: bytes) -> list[Any]:
-    if fmt == "jpeg":
-        from PIL import JpegImagePlugin
-
-        return [JpegImagePlugin.JpegImageFile]
-    if fmt == "png":
-        from PIL import PngImagePlugin
-
-        return [PngImagePlugin.PngImageFile]
-    if fmt == "webp":
-        from PIL import WebPImagePlugin
-
-        return [WebPImagePlugin.WebPImageFile]
-    if fmt == "bmp":
-        from PIL import BmpImagePlugin
-
-        return [BmpImagePlugin.BmpImageFile]
-    if fmt == "tiff":
-        from PIL import TiffImagePlugin
-
-        return [TiffImagePlugin.TiffImageFile]
-    if fmt == "gif":
-        from PIL import GifImagePlugin
-
-        return [GifImagePlugin.GifImageFile]
+    if fmt in _PILLOW_PLUGINS:
+        module, cls = _PILLOW_PLUGINS[fmt]
+        return [getattr(importlib.import_module(f"PIL.{module}"), cls)]
     # HEIF: libheif here decodes HEVC only; AV1 (AVIF) goes to Pillow's own plugin.
     plugins = [_heif_module().HeifImageFile]
     try:

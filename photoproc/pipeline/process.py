@@ -11,7 +11,6 @@ costs less to upscale and encode. The pixels are decoded once.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -140,13 +139,6 @@ def _render(
     clock: _Clock,
     keep_pixels: bool,
 ) -> Output:
-    resize: Callable[[np.ndarray], np.ndarray] | None = None
-    if face is not None and options.output_size:
-        from .faces import resize_to
-
-        def resize(a: np.ndarray) -> np.ndarray:
-            return resize_to(a, options.output_size)
-
     bgr = region[..., :3] if region.shape[2] == 4 else region
     if options.remove_bg:
         mask = _segmenter(options).predict(bgr)
@@ -182,8 +174,10 @@ def _render(
                 colour = (255, 255, 255, 255)
             if colour is not None:
                 result = enc.apply_background(result, colour)
-    if resize is not None:
-        result = resize(result)
+    if face is not None and options.output_size:
+        from .faces import resize_to
+
+        result = resize_to(result, options.output_size)
     clock.lap("compose")
     data = enc.encode(result, options.format)
     clock.lap("encode")
