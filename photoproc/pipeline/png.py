@@ -1,0 +1,78 @@
+"""A PNG writer built for speed on large cutouts: zlib-ng level 1 over "Up"-filtered rows.
+
+Why not libpng (OpenCV, Pillow, imagecodecs)? Those wheels compress with classic zlib,
+and at 12 MP OpenCV's writer (level 1, RLE, SUB filter) took 234 ms of an image's
+~750 ms here, the biggest cost after the model itself. zlib-ng's level 1 is about
+three times quicker than zlib's for files of the same size, so this writer takes
+~76 ms for the same 12 MP cutout (8.7 MB vs OpenCV's 8.5 MB): see
+``benchmarks/RESULTS.md``. The container is the small part: signature, IHDR, one
+IDAT, IEND, each chunk with its CRC.
+
+Rows are filtered and compressed in strips of about 1 MB so the filtered bytes are
+still in cache when zlib-ng reads them; both numpy and zlib-ng release the GIL, so
+two threads encode two images in parallel.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import cv2
+import numpy as np
+from zlib_ng import zlib_ng
+
+__all__ = ["encode_png"]
+
+_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOUR_TYPE = {1: 0, 3: 2, 4: 6}  # grey, RGB, RGBA
+_TO_RGB = {3: cv2.COLOR_BGR2RGB, 4: cv2.COLOR_BGRA2RGBA}
+_FILTER_UP = 2
+_STRIP_BYTES = 1 << 20
+
+
+def encode_png(pixels: np.ndarray, *, level: int = 1) -> bytes:
+    """Encode 8-bit grey, BGR or BGRA ``pixels`` (OpenCV channel order) as a PNG."""
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"encode_png needs 8-bit pixels, not {pixels.dtype}")
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    if channels not in _COLOUR_TYPE or pixels.ndim not in (2, 3):
+        raise ValueError(f"encode_png needs grey, BGR or BGRA pixels, not shape {pixels.shape}")
+    height, width = pixels.shape[:2]
+    if not height or not width:
+        raise ValueError("encode_png needs at least one pixel")
+    row_bytes = width * channels
+    rows_per_strip = min(height, max(1, _STRIP_BYTES // row_bytes))
+    # Each filtered row is its filter-type byte followed by the row's bytes.
+    strip = np.empty((rows_per_strip, row_bytes + 1), np.uint8)
+    strip[:, 0] = _FILTER_UP
+    # source[0] holds the row above the strip, the "Up" filter's reference; the PNG
+    # spec takes the row above the first one as zeros, so every row can use "Up".
+    source = np.zeros((rows_per_strip + 1, row_bytes), np.uint8)
+    compressor = zlib_ng.compressobj(level)
+    idat = []
+    for top in range(0, height, rows_per_strip):
+        count = min(rows_per_strip, height - top)
+        _rows(pixels, top, count, source[1 : count + 1])
+        np.subtract(source[1 : count + 1], source[:count], out=strip[:count, 1:])
+        idat.append(compressor.compress(strip[:count]))
+        source[0] = source[count]
+    idat.append(compressor.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, _COLOUR_TYPE[channels], 0, 0, 0)
+    return b"".join(
+        (_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", b"".join(idat)), _chunk(b"IEND", b""))
+    )
+
+
+def _rows(pixels: np.ndarray, top: int, count: int, out: np.ndarray) -> None:
+    """Copy ``count`` rows from ``top`` into ``out`` (one byte row each), as RGB(A)."""
+    block = pixels[top : top + count]
+    if block.ndim == 2:
+        out[:] = block
+        return
+    width, channels = block.shape[1], block.shape[2]
+    cv2.cvtColor(block, _TO_RGB[channels], dst=out.reshape(count, width, channels))
+
+
+def _chunk(tag: bytes, data: bytes) -> bytes:
+    crc = zlib_ng.crc32(data, zlib_ng.crc32(tag))
+    return b"".join((struct.pack(">I", len(data)), tag, data, struct.pack(">I", crc)))
