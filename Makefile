@@ -47,7 +47,7 @@ demo: venv samples
 
 lint: venv
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check photoproc tests benchmarks
+	$(BIN)/ruff format --check .
 
 test: venv system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
