@@ -18,6 +18,7 @@ import numpy as np
 from ..options import ProcessOptions
 from . import encode as enc
 from .decode import DEFAULT_MAX_PIXELS, decode
+from .png import encode_cutout_png
 from .types import Face, Output, Result
 
 __all__ = ["NO_FACE_WARNING", "configure_threads", "process_image", "warm_up"]
@@ -140,6 +141,8 @@ def _render(
     keep_pixels: bool,
 ) -> Output:
     bgr = region[..., :3] if region.shape[2] == 4 else region
+    # What gets encoded: ``colour``, made transparent by ``alpha`` when there is one.
+    colour, alpha = region, None
     if options.remove_bg:
         mask = _segmenter(options).predict(bgr)
         if inside is not None:
@@ -148,9 +151,8 @@ def _render(
         if options.post_process_mask:
             mask = enc.post_process_mask(mask)
         if options.only_mask:
-            result = mask
+            colour = mask
         else:
-            colour = region
             if options.alpha_matting:
                 colour, mask = enc.refine_alpha_matting(
                     bgr,
@@ -161,20 +163,22 @@ def _render(
                 )
                 if inside is not None:
                     mask = np.minimum(mask, inside)
-            result = enc.cutout(colour, mask)
-            if options.bgcolor is not None:
-                result = enc.apply_background(result, options.bgcolor)
-    else:
-        result = region
-        if inside is not None or region.shape[2] == 4:
-            alpha = inside if inside is not None else np.full(region.shape[:2], 255, np.uint8)
-            result = enc.cutout(region, alpha)
-            colour = options.bgcolor
-            if colour is None and options.format == "jpeg":
-                colour = (255, 255, 255, 255)
-            if colour is not None:
-                result = enc.apply_background(result, colour)
-    if face is not None and options.output_size:
+            alpha = mask
+    elif inside is not None or region.shape[2] == 4:
+        alpha = inside if inside is not None else np.full(region.shape[:2], 255, np.uint8)
+    resize = face is not None and options.output_size
+    height, width = colour.shape[:2]
+    fused = alpha is not None and options.format == "png" and not keep_pixels
+    if fused and not (options.bgcolor or resize):
+        # The common case: cutout and PNG made together, strip by strip (png.py).
+        clock.lap("compose")
+        data = encode_cutout_png(colour, alpha)
+        clock.lap("encode")
+        return Output(data=data, format="png", width=width, height=height, face=face)
+    result = colour if alpha is None else enc.cutout(colour, alpha)
+    if alpha is not None and options.bgcolor is not None:
+        result = enc.apply_background(result, options.bgcolor)
+    if resize:
         from .faces import resize_to
 
         result = resize_to(result, options.output_size)

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from photoproc.pipeline.encode import encode
-from photoproc.pipeline.png import encode_png
+from photoproc.pipeline.encode import cutout, encode
+from photoproc.pipeline.png import encode_cutout_png, encode_png
 
 
 def _decoded(png: bytes) -> np.ndarray:
@@ -98,3 +98,26 @@ def test_unsupported_pixels_are_refused(pixels: np.ndarray) -> None:
 def test_encode_png_goes_through_the_writer() -> None:
     bgra = np.random.default_rng(5).integers(0, 256, (50, 60, 4), dtype=np.uint8)
     assert encode(bgra, "png") == encode_png(bgra)
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_cutout_writer_matches_cutout_then_encode(channels: int) -> None:
+    rng = np.random.default_rng(channels)
+    colour = rng.integers(0, 256, (777, 1500, channels), dtype=np.uint8)
+    alpha = np.zeros((777, 1500), np.uint8)
+    alpha[100:600, 200:1300] = rng.integers(0, 256, (500, 1100), dtype=np.uint8)
+    png = encode_cutout_png(colour, alpha)
+    assert png == encode_png(cutout(colour, alpha))
+    rgba = np.asarray(Image.open(io.BytesIO(png)))
+    assert not rgba[alpha == 0].any()  # colour under full transparency is zeroed
+    visible = alpha > 0
+    if channels == 4:
+        visible &= colour[..., 3] > 0
+    assert np.array_equal(rgba[..., 2][visible], colour[..., 0][visible])
+
+
+def test_cutout_writer_refuses_mismatched_alpha() -> None:
+    with pytest.raises(ValueError, match="alpha"):
+        encode_cutout_png(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), np.uint8))
+    with pytest.raises(ValueError, match="colour"):
+        encode_cutout_png(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
