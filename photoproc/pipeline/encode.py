@@ -3,9 +3,10 @@
 Measured on this project's 2-core machine (DESIGN.md), encoding is where
 rembg spends most of its time: Pillow's PNG at level 6 takes ~1.2 s for 12 MP.
 OpenCV's PNG writer (zlib level 1, RLE strategy, SUB filter) takes ~0.23 s for
-a file of similar size once the RGB under fully transparent pixels is zeroed,
-and our zlib-ng writer (``png.py``) ~0.08 s, so PNGs go through that. Alpha is *straight* (not premultiplied):
-edge colours stay true, unlike rembg's ``Image.composite`` which darkens them.
+a file of similar size once the RGB under fully transparent pixels is zeroed, and
+our zlib-ng writer (``png.py``) ~0.08 s, so PNGs go through that. Alpha is
+*straight* (not premultiplied): edge colours stay true, unlike rembg's
+``Image.composite`` which darkens them.
 """
 
 from __future__ import annotations

@@ -47,7 +47,7 @@ def encode_png(pixels: np.ndarray, *, level: int = 1) -> bytes:
         if channels == 1:
             out[:] = block
         else:
-            cv2.cvtColor(block, _TO_RGB[channels], dst=out)
+            _convert(block, _TO_RGB[channels], out)
 
     return _write(pixels.shape[1], pixels.shape[0], channels, fill, level)
 
@@ -69,7 +69,7 @@ def encode_cutout_png(colour: np.ndarray, alpha: np.ndarray, *, level: int = 1) 
         strip_alpha = alpha[rows]
         if colour.shape[2] == 4:  # a transparent source keeps its own transparency too
             strip_alpha = np.minimum(strip_alpha, colour[rows, :, 3])
-        cv2.cvtColor(colour[rows], to_rgba, dst=out)
+        _convert(colour[rows], to_rgba, out)
         # Colour under fully transparent pixels is zeroed: it halves the file size.
         opaque = cv2.compare(strip_alpha, 0, cv2.CMP_GT)
         cv2.bitwise_and(out, cv2.cvtColor(opaque, cv2.COLOR_GRAY2RGBA), dst=out)
@@ -104,6 +104,12 @@ def _write(width: int, height: int, channels: int, fill: _Fill, level: int) -> b
     return b"".join(
         (_SIGNATURE, _chunk(b"IHDR", header), _chunk(b"IDAT", b"".join(idat)), _chunk(b"IEND", b""))
     )
+
+
+def _convert(src: np.ndarray, code: int, out: np.ndarray) -> None:
+    # OpenCV quietly allocates a new array when it cannot write into ``dst``.
+    if cv2.cvtColor(src, code, dst=out) is not out:
+        raise RuntimeError("OpenCV did not convert in place")
 
 
 def _chunk(tag: bytes, data: bytes) -> bytes:

@@ -168,8 +168,8 @@ def _render(
         alpha = inside if inside is not None else np.full(region.shape[:2], 255, np.uint8)
     resize = face is not None and options.output_size
     height, width = colour.shape[:2]
-    fused = alpha is not None and options.format == "png" and not keep_pixels
-    if fused and not (options.bgcolor or resize):
+    plain_cutout = alpha is not None and not (options.bgcolor or resize)
+    if plain_cutout and options.format == "png" and not keep_pixels:
         # The common case: cutout and PNG made together, strip by strip (png.py).
         clock.lap("compose")
         data = encode_cutout_png(colour, alpha)
