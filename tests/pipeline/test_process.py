@@ -153,6 +153,32 @@ def test_transparent_source_keeps_its_transparency():
     assert out[5, 5, 3] == 0
 
 
+def _padded_face_png() -> bytes:
+    astronaut = cv2.imdecode(np.frombuffer(sample_bytes("astronaut"), np.uint8), cv2.IMREAD_COLOR)
+    return cv2.imencode(".png", astronaut[40:, 150:])[1].tobytes()
+
+
+def _transparent_png() -> bytes:
+    rgba = np.random.default_rng(11).integers(0, 256, (90, 120, 4), dtype=np.uint8)
+    rgba[:30, :, 3] = 0
+    return cv2.imencode(".png", rgba)[1].tobytes()
+
+
+@pytest.mark.parametrize("make", [_padded_face_png, _transparent_png], ids=["padded", "rgba"])
+def test_written_png_matches_the_kept_pixels(make) -> None:
+    # Without keep_pixels the cutout is made inside the PNG writer, strip by strip;
+    # with it, as a full image first. Both must write the same file.
+    options = ProcessOptions(remove_bg=False, crop_face=True, face_margin=1.0, face_detector="haar")
+    data = make()
+    fused = process_image(data, options)
+    kept = process_image(data, options, keep_pixels=True)
+    assert fused.output.pixels is None
+    assert fused.output.data == kept.output.data
+    rgba = np.asarray(_open(fused.output.data))
+    assert np.array_equal(rgba, cv2.cvtColor(kept.output.pixels, cv2.COLOR_BGRA2RGBA))
+    assert (rgba[..., 3] == 0).any() and (rgba[..., 3] == 255).any()
+
+
 def test_alpha_matting_refines_edges():
     data, truth = _object_on_background(160, 120)
     plain = np.asarray(_open(process_image(data, ProcessOptions(model="grabcut")).output.data))
