@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidImageError
-from .headers import PNG_SIGNATURE, check_limit, jpeg_header, png_header, u32le
+from .headers import PNG_SIGNATURE, Header, check_limit, jpeg_header, png_header, u32le
 from .orientation import orient
 from .pillow_decode import (
     decode_with_pillow,
@@ -108,10 +108,7 @@ def decode(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> DecodedImage
     """
     fmt = _require_format(data)
     if fmt == "jpeg":
-        jpeg = jpeg_header(data, to_end=True)
-        check_limit(jpeg.upright, max_pixels)
-        if not jpeg.complete:
-            raise InvalidImageError(f"truncated JPEG: {jpeg.problem}")
+        jpeg = _whole_jpeg(data, max_pixels)
         if jpeg.opencv:
             pixels = _imdecode(data, jpeg.end, _CV_COLOR)
             if pixels is not None:
@@ -149,10 +146,7 @@ def decode_reduced(
     _check_side(max_side)
     fmt = _require_format(data)
     if fmt == "jpeg":
-        jpeg = jpeg_header(data, to_end=True)
-        check_limit(jpeg.upright, max_pixels)
-        if not jpeg.complete:
-            raise InvalidImageError(f"truncated JPEG: {jpeg.problem}")
+        jpeg = _whole_jpeg(data, max_pixels)
         scale, target = target_size(jpeg.upright, max_side)
         stored_target = target[::-1] if jpeg.orientation >= 5 else target
         k = jpeg_reduction(jpeg.width, jpeg.height, stored_target)
@@ -225,6 +219,15 @@ def _to_8bit(pixels: np.ndarray) -> np.ndarray:
     if pixels.shape[2] == 1:
         return cv2.cvtColor(pixels[:, :, 0], cv2.COLOR_GRAY2BGR)
     return pixels
+
+
+def _whole_jpeg(data: bytes, max_pixels: int) -> Header:
+    """The JPEG's header, checked against the pixel limit first, then for missing bytes."""
+    jpeg = jpeg_header(data, to_end=True)
+    check_limit(jpeg.upright, max_pixels)
+    if not jpeg.complete:
+        raise InvalidImageError(f"truncated JPEG: {jpeg.problem}")
+    return jpeg
 
 
 def _require_format(data: bytes) -> str:
