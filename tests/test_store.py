@@ -219,22 +219,27 @@ def _create_in_process(path: str, barrier, results) -> None:
         results.put((None, traceback.format_exc()))
 
 
-def test_processes_creating_the_database_at_once(db_path: Path) -> None:
-    """WAL switch and migration race when several processes open a new file."""
+def _run_at_once(target, arg_lists: list[tuple]) -> list[tuple]:
+    """Run ``target(*args, barrier, results)`` in one spawned process per ``args``; each
+    waits on the shared barrier, then puts one report. Stragglers are killed."""
     ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(3)
+    barrier = ctx.Barrier(len(arg_lists))
     results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_create_in_process, args=(str(db_path), barrier, results))
-        for _ in range(3)
-    ]
+    procs = [ctx.Process(target=target, args=(*args, barrier, results)) for args in arg_lists]
     for proc in procs:
         proc.start()
     try:
-        reports = [results.get(timeout=50) for _ in procs]
+        return [results.get(timeout=50) for _ in procs]
     finally:
         for proc in procs:
             proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+
+
+def test_processes_creating_the_database_at_once(db_path: Path) -> None:
+    """WAL switch and migration race when several processes open a new file."""
+    reports = _run_at_once(_create_in_process, [(str(db_path),)] * 3)
     assert [error for _, error in reports] == [None] * 3
     with JobStore(db_path) as store:
         assert {job.id for job in store.list_jobs()} == {job_id for job_id, _ in reports}
@@ -771,22 +776,7 @@ def _assert_all_done_once(store: JobStore, jobs, done: list[tuple[str, int]]) ->
 def test_four_processes_finish_every_item_exactly_once(db_path: Path) -> None:
     with JobStore(db_path) as store:
         jobs = [make_job(store, 100) for _ in range(4)]
-    ctx = multiprocessing.get_context("spawn")
-    barrier = ctx.Barrier(4)
-    results = ctx.Queue()
-    procs = [
-        ctx.Process(target=_drain_in_process, args=(str(db_path), f"p{n}", barrier, results))
-        for n in range(4)
-    ]
-    for proc in procs:
-        proc.start()
-    try:
-        reports = [results.get(timeout=50) for _ in procs]
-    finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.kill()
+    reports = _run_at_once(_drain_in_process, [(str(db_path), f"p{n}") for n in range(4)])
     errors = [error for _, _, error in reports if error]
     assert not errors, errors[0]
     done = [pair for _, pairs, _ in reports for pair in pairs]
