@@ -49,8 +49,21 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: venv system-deps lint
+test: venv system-deps react-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# ---- React component (clients/react): its pinned npm packages (react, react-dom, esbuild)
+# for the browser tests; `npm ci` again when the lock file is newer than the install.
+REACT_DIR := clients/react
+
+.PHONY: react-deps
+react-deps:
+	@if ! command -v npm >/dev/null; then \
+	  echo "note: npm not found; the React component's browser tests will be skipped"; \
+	elif [ ! -d $(REACT_DIR)/node_modules ] || \
+	     [ $(REACT_DIR)/package-lock.json -nt $(REACT_DIR)/node_modules/.package-lock.json ]; then \
+	  npm ci --prefix $(REACT_DIR) --no-audit --no-fund; \
+	fi
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
