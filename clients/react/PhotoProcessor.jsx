@@ -503,7 +503,6 @@ export default function PhotoProcessor({
   }, []);
 
   const uploadRef = useRef(null); // the XMLHttpRequest while the body is being sent
-  const fileInputRef = useRef(null);
   const dragDepth = useRef(0);
 
   // ---- processing-info: on mount and whenever the server or token changes.
@@ -837,7 +836,9 @@ export default function PhotoProcessor({
   const job = state.job;
   const progress = (job && job.progress) || {};
   const jobPct = Math.max(0, Math.min(100, Number(progress.percentage) || 0));
-  const status = state.phase === "uploading" ? "uploading" : job ? job.status : state.phase;
+  let status = job ? job.status : state.phase;
+  if (state.phase === "uploading") status = "uploading";
+  else if (state.phase === "ended" && job && !ENDED.has(job.status)) status = "gone";
   const thumbs = [];
   for (const item of state.items) {
     if (item.status !== "done" || !(item.outputs > 0)) continue;
@@ -909,7 +910,6 @@ export default function PhotoProcessor({
             <p className="pp-drop-or">or</p>
             <input
               id={id("file-input")}
-              ref={fileInputRef}
               className="pp-visually-hidden"
               type="file"
               multiple

@@ -320,6 +320,8 @@ def photos(tmp_path) -> dict[str, Path]:
         zf.write(paths["astronaut"], "zipped/astronaut.jpg")
         zf.write(paths["rocket"], "zipped/rocket.jpg")
     paths["zip"] = archive
+    paths["broken"] = folder / "broken.jpg"
+    paths["broken"].write_bytes(b"this is not a JPEG, whatever its name says")
     return paths
 
 
@@ -398,10 +400,10 @@ def test_chooser_upload_of_images_and_a_zip_results_and_downloads(server, tab, p
     wait_ready(page)
     assert "not installed" in page.locator("option[value=u2net]").inner_text()
 
-    chosen = [photos["chelsea"], photos["coffee"], photos["zip"]]
+    chosen = [photos["chelsea"], photos["coffee"], photos["zip"], photos["broken"]]
     page.locator("input[type=file]").set_input_files([str(p) for p in chosen])
-    sync_api.expect(page.get_by_role("list", name="Chosen files").locator("li")).to_have_count(3)
-    sync_api.expect(page.get_by_text("3 files chosen")).to_contain_text("1 ZIP archive")
+    sync_api.expect(page.get_by_role("list", name="Chosen files").locator("li")).to_have_count(4)
+    sync_api.expect(page.get_by_text("4 files chosen")).to_contain_text("1 ZIP archive")
     process(page)
     sync_api.expect(page.get_by_role("button", name="Cancel")).to_be_enabled()
 
@@ -411,11 +413,14 @@ def test_chooser_upload_of_images_and_a_zip_results_and_downloads(server, tab, p
     assert page.get_by_test_id("job-progress").evaluate("bar => bar.value") == 100
     sync_api.expect(page.get_by_test_id("job-text")).to_have_text("100%")
     sync_api.expect(page.get_by_test_id("job-status")).to_have_text(
-        "Finished: 4 of 4 files processed."
+        "Finished: 4 of 5 files processed, 1 failed."
     )
     rows = page.get_by_role("list", name="Status of each file").locator("li")
-    sync_api.expect(rows).to_have_count(4)
-    sync_api.expect(rows.locator(".pp-status-badge")).to_have_text(["Done"] * 4)
+    sync_api.expect(rows).to_have_count(5)
+    sync_api.expect(rows.filter(has=page.locator(".pp-status-badge.pp-done"))).to_have_count(4)
+    broken = rows.filter(has_text="broken.jpg")
+    sync_api.expect(broken.locator(".pp-status-badge")).to_have_text("Failed")
+    assert broken.locator(".pp-item-error").inner_text().strip()
     wait_thumbnails(page, 4)
     alts = page.locator(".pp-thumbs img").evaluate_all("imgs => imgs.map((img) => img.alt)")
     assert sorted(alts) == sorted(
@@ -555,7 +560,6 @@ def test_unmount_mid_job_leaks_nothing(idle_server, tab, photos) -> None:
     page.on("request", lambda request: requests.append(request.url))
     page.get_by_role("button", name="Unmount the component").click()
     sync_api.expect(root(page)).to_have_count(0)
-    page.wait_for_function("() => true")  # one more turn of the page's event loop
     deadline = time.monotonic() + 30
     while not socket_.is_closed() and time.monotonic() < deadline:
         page.wait_for_timeout(100)
@@ -589,7 +593,6 @@ def test_unmount_during_the_upload_aborts_it(idle_server, tab, tmp_path) -> None
     page.on("requestfailed", lambda request: failed.append(request.url))
     page.get_by_role("button", name="Unmount the component").click()
     sync_api.expect(root(page)).to_have_count(0)
-    page.wait_for_function("() => true")
     deadline = time.monotonic() + 30
     while not failed and time.monotonic() < deadline:
         page.wait_for_timeout(100)
