@@ -12,6 +12,7 @@ finishes the job whose WebSocket was dropped. Every process is stopped by its PI
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import functools
@@ -39,7 +40,9 @@ import pytest
 from PIL import Image
 from support.browser import CHROMIUM, SKIP_REASON, launch
 
+from photoproc.config import Settings
 from photoproc.samples import sample_bytes
+from photoproc.server.app import start_server
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="python playwright is not installed")
 
@@ -145,6 +148,28 @@ def photoproc_worker(served: Served) -> Iterator[None]:
         yield
     finally:
         _stop(proc)
+
+
+@contextlib.contextmanager
+def page_server(root: Path, app_dir: Path) -> Iterator[Served]:
+    """The server ``photoproc serve`` runs (``start_server``), in a thread, with the test
+    app as its page (``static_dir``): the component then finds the API at its own origin.
+    No worker: its jobs wait."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    settings = Settings(data_dir=root / "data", workers=1)
+    start = start_server(settings, port=0, token=TOKEN, start_worker=False, static_dir=app_dir)
+    running = asyncio.run_coroutine_threadsafe(start, loop).result(timeout=120)
+    try:
+        yield Served(running.url, settings.data_dir, root)
+    finally:
+        try:
+            asyncio.run_coroutine_threadsafe(running.stop(timeout=15), loop).result(60)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout=30)
+            loop.close()
 
 
 class _Quiet(SimpleHTTPRequestHandler):
@@ -600,3 +625,23 @@ def test_unmount_during_the_upload_aborts_it(idle_server, tab, tmp_path) -> None
     assert idle_server.get("api/jobs")["total"] == jobs_before  # no job was made
     assert tab.sockets == []
     assert not tab.errors, tab.errors
+
+
+def test_same_origin_page_finds_the_api_at_its_origin(test_app, tab, photos, tmp_path) -> None:
+    """Served by the photoproc server itself, without ``apiUrl``: the page's origin."""
+    page = tab.page
+    with page_server(tmp_path, test_app) as served:
+        page.goto(f"{served.url}index.html?{urlencode({'token': TOKEN})}")
+        wait_ready(page)
+        page.locator("input[type=file]").set_input_files(str(photos["chelsea"]))
+        process(page)
+        sync_api.expect(root(page)).to_have_attribute("data-transport", "websocket")
+        sync_api.expect(root(page)).to_have_attribute("data-status", "pending")
+        page.get_by_role("button", name="Cancel").click()
+        assert wait_end(page) == "cancelled"
+        (job,) = tab.record()["completed"]
+        assert served.get(f"api/process-status/{job['id']}")["status"] == "cancelled"
+        assert [ws.url.split("?")[0] for ws in tab.sockets] == [
+            served.url.replace("http:", "ws:") + f"ws/job/{job['id']}"
+        ]
+    tab.assert_clean()
