@@ -21,6 +21,7 @@ children would have: no shared file system, one writer.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -74,11 +75,14 @@ def _allowed_failures(dask_scheduler: Any) -> int:
 
 class DaskExecutor:
     """Runs items on the Dask cluster at ``address`` (``tcp://host:8786``), or through
-    an existing :class:`distributed.Client` (which the executor then does not close)."""
+    an existing :class:`distributed.Client` (which the executor then does not close).
+
+    ``connect_timeout`` defaults to Dask's ``distributed.comm.timeouts.connect``
+    (30 s; ``DASK_DISTRIBUTED__COMM__TIMEOUTS__CONNECT``)."""
 
     kind = "dask"
 
-    def __init__(self, address: str | Client, *, connect_timeout: float = 10.0) -> None:
+    def __init__(self, address: str | Client, *, connect_timeout: float | None = None) -> None:
         if isinstance(address, Client):
             self._client: Client | None = address
             self._own_client = False
@@ -110,9 +114,8 @@ class DaskExecutor:
         self._write = resolve(spec.write_function, DEFAULT_WRITE_FUNCTION)
         if self._client is None:
             try:
-                self._client = Client(
-                    self.address, timeout=self.connect_timeout, set_as_default=False
-                )
+                timeout = {} if self.connect_timeout is None else {"timeout": self.connect_timeout}
+                self._client = Client(self.address, set_as_default=False, **timeout)
             except (OSError, TimeoutError) as exc:
                 raise ClusterError(
                     f"cannot reach the Dask scheduler at {self.address} ({exc}); "
@@ -125,6 +128,9 @@ class DaskExecutor:
                 name="photoproc",
             )
         except Exception as exc:
+            # Workers that join later must not run the refused plugin either.
+            with contextlib.suppress(Exception):
+                client.unregister_worker_plugin("photoproc")
             self._close_client()
             raise ClusterError(
                 f"the Dask workers at {self.address} cannot run photoproc {__version__}: {exc}"
