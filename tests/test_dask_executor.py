@@ -260,3 +260,24 @@ def test_photoproc_worker_dask_processes_a_job_submitted_through_the_api(cluster
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+def test_photoproc_process_dask_writes_what_the_local_run_writes(cluster, tmp_path, capsys):
+    from photoproc.cli import main
+
+    source = tmp_path / "in"
+    (source / "sub").mkdir(parents=True)
+    (source / "a.png").write_bytes(image_bytes("png", 40, 32, pattern="gradient"))
+    (source / "sub" / "b.jpg").write_bytes(image_bytes("jpeg", 32, 40, pattern="gradient"))
+    (source / "broken.png").write_bytes(make_png(1)[:30])
+    runs = {}
+    for name, extra in (("local", ["-w", "1"]), ("dask", ["--dask", cluster.scheduler_address])):
+        out = tmp_path / name
+        code = main(["process", str(source), "-o", str(out), "-m", "grabcut", "-q", *extra])
+        assert code == 1  # broken.png failed, with its reason, in both runs
+        runs[name] = {
+            p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()
+        }
+    assert sorted(runs["dask"]) == ["a.png", "failures.json", "sub/b.png"]
+    assert runs["dask"] == runs["local"]
+    assert b"broken.png" in runs["dask"]["failures.json"]
