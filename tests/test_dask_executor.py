@@ -60,7 +60,7 @@ def cluster(tmp_path_factory):
                 n_workers=2,
                 threads_per_worker=1,
                 host="127.0.0.1",
-                dashboard_address=None,
+                dashboard_address="127.0.0.1:0",
             )
             try:
                 local.log_path = log
@@ -281,3 +281,22 @@ def test_photoproc_process_dask_writes_what_the_local_run_writes(cluster, tmp_pa
     assert sorted(runs["dask"]) == ["a.png", "failures.json", "sub/b.png"]
     assert runs["dask"] == runs["local"]
     assert b"broken.png" in runs["dask"]["failures.json"]
+
+
+def test_the_notebook_app_shows_the_cluster_it_runs_on(cluster, tmp_path):
+    pytest.importorskip("ipywidgets")
+    from photoproc.ui.app import PhotoApp
+
+    with PhotoService(settings=make_settings(tmp_path / "local"), start_worker=True) as local:
+        app = PhotoApp(local, title=None)
+        assert app.cluster.value == ""  # local processes: nothing to show
+        app.close()
+    with _service(tmp_path / "dask", cluster.scheduler_address) as service:
+        app = PhotoApp(service, title=None)
+        try:
+            assert cluster.scheduler_address in app.cluster.value
+            assert "2 workers, 2 threads" in app.cluster.value
+            if cluster.dashboard_link:
+                assert cluster.dashboard_link.split("/status")[0] in app.cluster.value
+        finally:
+            app.close()
