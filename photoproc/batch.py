@@ -176,6 +176,7 @@ def run_batch(
                 fail(source.name, str(exc))
                 continue
             targets = _targets(stem, options, 1)
+            future: Future[Any]
             if executor is None:
                 future = pool.submit(work, data, targets)
             else:
