@@ -5,6 +5,10 @@ heavy step (decode, resize, onnxruntime's ``run``, encode) releases the GIL, so
 two threads keep two cores busy like two processes would, without loading the
 model twice (DESIGN.md). At most ``2 × workers`` images are in memory at once,
 whatever the size of the input, so memory stays flat on long runs.
+
+With ``executor`` (``photoproc process --dask``: a Dask client's
+``get_executor()``) the images are processed there and their outputs come
+back as bytes, written here.
 """
 
 from __future__ import annotations
@@ -13,9 +17,10 @@ import json
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from .errors import PhotoprocError
 from .fsutil import contained, write_atomic
@@ -23,6 +28,7 @@ from .ingest import IngestLimits, Skipped, Source, iter_sources
 from .options import ProcessOptions
 from .pipeline.decode import DEFAULT_MAX_PIXELS
 from .pipeline.process import configure_threads, process_image, warm_up
+from .pipeline.types import Result
 
 __all__ = ["BatchReport", "Failure", "output_stem", "run_batch"]
 
@@ -65,6 +71,15 @@ def _existing(out_dir: Path, stem: PurePosixPath, options: ProcessOptions) -> bo
     return any((out_dir / c).exists() for c in candidates)
 
 
+def _process_remote(data: bytes, options: ProcessOptions, max_pixels: int) -> Result | str:
+    """``process_image`` on another machine: a bad image comes back as its message
+    (photoproc's errors have custom signatures and do not survive unpickling)."""
+    try:
+        return process_image(data, options, max_pixels=max_pixels)
+    except PhotoprocError as exc:
+        return str(exc) or type(exc).__name__
+
+
 def run_batch(
     inputs: Iterable[object],
     out_dir: str | Path,
@@ -75,6 +90,7 @@ def run_batch(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     limits: IngestLimits | None = None,
     on_progress: Callable[[str, bool], None] | None = None,
+    executor: Executor | None = None,
 ) -> BatchReport:
     """Process every image in ``inputs`` into ``out_dir``, keeping relative paths.
 
@@ -83,16 +99,18 @@ def run_batch(
     ``out_dir/failures.json``. ``on_progress(name, ok)`` is called once per
     input from the calling thread. A ``KeyboardInterrupt`` stops submitting,
     lets running images finish (their writes are atomic) and returns a report
-    marked ``interrupted``.
+    marked ``interrupted``. ``executor`` runs the pipeline elsewhere (see the
+    module docstring; ``workers`` is then its parallelism).
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = BatchReport()
     started = time.perf_counter()
-    configure_threads(1)
-    warm_up(options)  # a missing model fails here, once, before any image is read
+    if executor is None:
+        configure_threads(1)
+        warm_up(options)  # a missing model fails here, once, before any image is read
     used: set[str] = set()
-    pending: deque[tuple[Future[tuple[list[str], list[str]]], str]] = deque()
+    pending: deque[tuple[Future[Any], str, list[str]]] = deque()
     progress = on_progress or (lambda name, ok: None)
 
     def fail(name: str, reason: str) -> None:
@@ -100,7 +118,9 @@ def run_batch(
         progress(name, False)
 
     def work(data: bytes, targets: list[str]) -> tuple[list[str], list[str]]:
-        result = process_image(data, options, max_pixels=max_pixels)
+        return write(process_image(data, options, max_pixels=max_pixels), targets)
+
+    def write(result: Result, targets: list[str]) -> tuple[list[str], list[str]]:
         if len(result.outputs) != 1:  # every face of the image: name_face1, name_face2, …
             targets = _targets(output_stem(targets[0]), options, len(result.outputs))
         for target, output in zip(targets, result.outputs, strict=True):
@@ -109,9 +129,12 @@ def run_batch(
 
     def collect(block: bool) -> None:
         while pending and (block or pending[0][0].done()):
-            future, name = pending.popleft()
+            future, name, targets = pending.popleft()
             try:
-                written, warnings = future.result()
+                value: Any = future.result()
+                if isinstance(value, str):
+                    raise PhotoprocError(value)
+                written, warnings = write(value, targets) if isinstance(value, Result) else value
             except PhotoprocError as exc:
                 fail(name, str(exc))
                 continue
@@ -124,7 +147,9 @@ def run_batch(
                 report.warnings[name] = list(warnings)
             progress(name, True)
 
-    pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="photoproc")
+    pool = executor or ThreadPoolExecutor(
+        max_workers=max(1, workers), thread_name_prefix="photoproc"
+    )
     try:
         for source in iter_sources(inputs, limits=limits or IngestLimits()):
             if isinstance(source, Skipped):
@@ -150,7 +175,13 @@ def run_batch(
             except PhotoprocError as exc:
                 fail(source.name, str(exc))
                 continue
-            pending.append((pool.submit(work, data, _targets(stem, options, 1)), source.name))
+            targets = _targets(stem, options, 1)
+            future: Future[Any]
+            if executor is None:
+                future = pool.submit(work, data, targets)
+            else:
+                future = pool.submit(_process_remote, data, options, max_pixels)
+            pending.append((future, source.name, targets))
             del data
             if len(pending) >= 2 * max(1, workers):
                 wait([pending[0][0]], return_when=FIRST_COMPLETED)
@@ -159,7 +190,9 @@ def run_batch(
     except KeyboardInterrupt:
         report.interrupted = True
         # Queued images never start; running ones finish (their writes are atomic).
-        pool.shutdown(wait=True, cancel_futures=True)
+        for entry in pending:
+            entry[0].cancel()
+        pool.shutdown(wait=True)
         for entry in [e for e in pending if e[0].cancelled()]:
             pending.remove(entry)
         collect(block=True)

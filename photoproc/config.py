@@ -16,6 +16,7 @@ Environment variables (all optional)::
     PHOTOPROC_MAX_UPLOAD_FILES  images per job
     PHOTOPROC_ITEM_FUNCTION     "module:function" replacing process_image in the workers
     PHOTOPROC_WRITE_FUNCTION    "module:function" replacing fsutil.write_atomic in the workers
+    PHOTOPROC_DASK              Dask scheduler (tcp://host:8786): workers run items there
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "MAX_UPLOAD_FILES": ("max_upload_files", int),
     "ITEM_FUNCTION": ("item_function", str),
     "WRITE_FUNCTION": ("write_function", str),
+    "DASK": ("dask", str),
 }
 
 
@@ -85,6 +87,9 @@ class Settings:
     heartbeat_seconds: float = 2.0
     #: how often idle workers and cross-process watchers look at the database.
     poll_seconds: float = 0.2
+    #: address of a Dask scheduler (``tcp://host:8786``): a worker started with these
+    #: settings runs its items on that cluster instead of local processes.
+    dask: str | None = None
 
     def __post_init__(self) -> None:
         set_ = object.__setattr__

@@ -48,6 +48,7 @@ from .jobs import Item, ItemStatus, Job, JobStatus
 from .options import ProcessOptions
 from .store import JobStore, NewItem
 from .worker import Worker
+from .worker.executors import Executor, dask_executor
 
 __all__ = ["PhotoService", "ResultFile"]
 
@@ -137,6 +138,10 @@ class PhotoService:
     kernel could inherit locks held by other threads), so a plain script that
     starts a worker needs the usual ``if __name__ == "__main__":`` guard, like any
     script that uses :mod:`multiprocessing`.
+
+    ``executor`` runs the worker's items (see :mod:`photoproc.worker.executors`),
+    e.g. ``DaskExecutor("tcp://scheduler:8786")``; without it, ``settings.dask``
+    (``PHOTOPROC_DASK``) selects a Dask cluster, else local processes are used.
     """
 
     def __init__(
@@ -146,6 +151,7 @@ class PhotoService:
         settings: Settings | None = None,
         start_worker: bool | Literal["auto"] = "auto",
         workers: int | None = None,
+        executor: Executor | None = None,
     ) -> None:
         if settings is None:
             settings = Settings.from_env(data_dir=data_dir, workers=workers)
@@ -159,6 +165,7 @@ class PhotoService:
         self.store = JobStore(settings.db_path)
         self._events = EventHub(self.store, poll_seconds=min(settings.poll_seconds, 0.1))
         self._worker: Worker | None = None
+        self._executor = executor
         self._lock = threading.Lock()
         self._closed = False
         if start_worker is True or (start_worker == "auto" and not self.worker_alive()):
@@ -449,8 +456,14 @@ class PhotoService:
         with self._lock:
             if self._worker is not None and self._worker.alive:
                 return
-            self._worker = Worker(self.store, self.settings, on_change=self._events.notify)
-            self._worker.start()
+            executor = self._executor
+            if executor is None and self.settings.dask:
+                executor = dask_executor(self.settings.dask)
+            worker = Worker(
+                self.store, self.settings, on_change=self._events.notify, executor=executor
+            )
+            worker.start()  # an unreachable cluster raises here, nothing claimed
+            self._worker = worker
             _close_at_exit(self)
 
     @property

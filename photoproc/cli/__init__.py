@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from ..errors import PhotoprocError
 
 # Sub-command modules, in the order ``--help`` lists them.
-_COMMANDS = ("process", "models", "jobs", "serve", "app")
+_COMMANDS = ("process", "models", "worker", "submit", "jobs", "serve", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:

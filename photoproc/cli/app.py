@@ -103,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         argv.append(f"--PhotoprocVoila.data_dir={args.data_dir}")
     if args.workers:
         argv.append(f"--PhotoprocVoila.workers={args.workers}")
+    if args.dask:
+        # Read by the server's Settings.from_env, and inherited by its kernels.
+        os.environ["PHOTOPROC_DASK"] = args.dask
     print(f"photoproc app: serving {notebook} on {args.host}:{args.port}", file=sys.stderr)
     _app_class().launch_instance(argv)
     return 0

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 
+from .options import add_dask_argument
+
 __all__ = ["add_host_arguments"]
 
 
@@ -24,3 +26,4 @@ def add_host_arguments(parser: argparse.ArgumentParser, *, port: int, port_help:
     parser.add_argument(
         "--workers", type=int, default=None, help="pipeline processes (default: cores)"
     )
+    add_dask_argument(parser)

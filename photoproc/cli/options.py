@@ -1,4 +1,5 @@
-"""Pipeline flags shared by ``photoproc process`` and ``photoproc submit``."""
+"""Flags shared by several commands: the pipeline options (``process``, ``submit``),
+the data directory (``worker``, ``submit``, ``jobs``) and ``--dask``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,12 @@ import argparse
 
 from ..options import ASPECTS, FACE_DETECTORS, FORMATS, ProcessOptions
 
-__all__ = ["add_pipeline_arguments", "options_from_args"]
+__all__ = [
+    "add_dask_argument",
+    "add_data_dir_argument",
+    "add_pipeline_arguments",
+    "options_from_args",
+]
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,3 +90,21 @@ def options_from_args(args: argparse.Namespace) -> ProcessOptions:
     names = set(ProcessOptions.field_names())
     values = {k: v for k, v in vars(args).items() if k in names}
     return ProcessOptions.from_mapping(values)
+
+
+def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="job database and files (default: $PHOTOPROC_DATA_DIR, else the per-user data folder)",
+    )
+
+
+def add_dask_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        default=None,
+        help="run the images on the Dask cluster whose scheduler is at ADDRESS "
+        "(tcp://host:8786) instead of local processes; env PHOTOPROC_DASK",
+    )

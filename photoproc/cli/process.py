@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
+from typing import Any
 
-from .options import add_pipeline_arguments, options_from_args
+from .options import add_dask_argument, add_pipeline_arguments, options_from_args
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,11 +35,46 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="refuse images with more pixels (default 80 MP)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    add_dask_argument(parser)
     add_pipeline_arguments(parser)
     parser.set_defaults(func=run)
 
 
+@contextlib.contextmanager
+def _dask_pool(address: str) -> Any:
+    """``(executor, threads)`` on the Dask cluster at ``address``: the images go there,
+    at most two per cluster thread in flight, and their outputs come back here."""
+    from ..worker.executors import ClusterError
+
+    try:
+        from distributed import Client
+    except ModuleNotFoundError:
+        raise ClusterError("--dask needs the dask extra: pip install 'photoproc[dask]'") from None
+
+    try:
+        client = Client(address, set_as_default=False)
+    except (OSError, TimeoutError) as exc:
+        raise ClusterError(f"cannot reach the Dask scheduler at {address} ({exc})") from None
+    try:
+        threads = sum(client.nthreads().values())
+        if not threads:
+            raise ClusterError(f"the Dask cluster at {address} has no workers")
+        yield client.get_executor(pure=False), threads
+    finally:
+        client.close()
+
+
 def run(args: argparse.Namespace) -> int:
+    from ..config import Settings
+
+    address = args.dask or Settings.from_env().dask
+    if address:
+        with _dask_pool(address) as (executor, threads):
+            return _run(args, executor, threads)
+    return _run(args, None, args.workers)
+
+
+def _run(args: argparse.Namespace, executor: Any, workers: int) -> int:
     from tqdm import tqdm
 
     from ..batch import run_batch
@@ -59,7 +96,8 @@ def run(args: argparse.Namespace) -> int:
             args.inputs,
             args.out,
             options,
-            workers=args.workers,
+            workers=workers,
+            executor=executor,
             overwrite=args.overwrite,
             max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS,
             on_progress=progress,

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise InvalidOptionsError("port", f"{args.port} is not between 0 and 65535")
-    settings = Settings.from_env(data_dir=args.data_dir, workers=args.workers)
+    settings = Settings.from_env(data_dir=args.data_dir, workers=args.workers, dask=args.dask)
     if not logging.getLogger().handlers:
         logging.basicConfig(
             level=logging.INFO, format="[%(levelname).1s %(asctime)s %(name)s] %(message)s"

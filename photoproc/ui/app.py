@@ -24,6 +24,7 @@ from ..errors import PhotoprocError
 from ..jobs import Job
 from ..options import ProcessOptions
 from ..service import PhotoService
+from .cluster import ClusterStatus
 from .download import DownloadLink
 from .gallery import Gallery
 from .history import JobHistory
@@ -74,6 +75,7 @@ class PhotoApp(widgets.VBox):
         self.history = JobHistory(self.service)
         self.message = widgets.HTML("")
         self.message.add_class("photoproc-message")
+        self.cluster = ClusterStatus(self.service)
         self._job_id: str | None = None
         self._submitted: Job | None = None
         self._shown = threading.Event()
@@ -89,6 +91,7 @@ class PhotoApp(widgets.VBox):
         children: list[widgets.Widget] = []
         if title:
             children.append(widgets.HTML(title))
+        children.append(self.cluster)
         children += [
             widgets.HBox(
                 [self.upload, self.options],
@@ -150,6 +153,7 @@ class PhotoApp(widgets.VBox):
             self._shown.clear()
             self._gallery_at = 0.0
         self.download.clear()
+        self.cluster.refresh()  # workers join and leave
         self.gallery.show(self.service, job_id)
         self.progress.watch(self.service, job_id)
 

@@ -1,15 +1,17 @@
-"""The worker: claims items from the store and runs them in a pool of child processes.
+"""The worker: claims items from the store and runs them on an executor.
 
-Three threads in the worker's process, none of them the caller's (an IOLoop or
-a kernel is never blocked):
+The executor (:mod:`photoproc.worker.executors`) is a pool of child processes
+on this machine by default, or a Dask cluster; either way this process stays
+the only one that touches the database. Threads in the worker's process, none
+of them the caller's (an IOLoop or a kernel is never blocked):
 
-- the **loop** claims items while a child is free, hands them to the pebble
-  pool, and records each outcome with the claim's fencing token — so an item
-  whose lease this worker lost (it was frozen, another worker took over) can
-  never overwrite the newer result;
+- the **loop** claims items while the executor has room, hands them over, and
+  records each outcome with the claim's fencing token — so an item whose lease
+  this worker lost (it was frozen, another worker took over) can never
+  overwrite the newer result;
 - the **keeper** renews the leases of running items and writes the heartbeat;
-- pebble's own threads, which kill a child whose item runs past
-  ``item_timeout`` or notice one that died, and start a fresh child.
+- the executor's own threads, which kill a process whose item runs past
+  ``item_timeout`` or notice one that died, and start a fresh one.
 
 A crash or a timeout is retried (a new child, a new attempt) up to
 ``max_attempts``; then the item fails with the reason and the job goes on. A
@@ -25,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
 import queue
 import socket
@@ -38,11 +39,10 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
-import pebble
-
 from ..config import Settings
 from ..store import Claim, JobStore
-from .child import ItemTask, init_child, run_item
+from .child import ItemTask
+from .executors import Executor, LocalPool, RunSpec
 
 __all__ = ["Worker"]
 
@@ -57,23 +57,13 @@ _IDLE_CLAIM_SECONDS = 1.0
 @dataclass
 class _Running:
     claim: Claim
-    future: pebble.ProcessFuture | None = None
+    #: the executor's handle of the running item
+    handle: Any = None
     started: float = field(default_factory=time.monotonic)
     #: another worker owns the item now; forget it without writing anything.
     lost: bool = False
     #: handed back to the queue on stop; the outcome is no longer ours to record.
     released: bool = False
-
-
-def _describe_exit(exitcode: Any) -> str:
-    if isinstance(exitcode, int) and exitcode < 0:
-        import signal
-
-        try:
-            return f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            return f"killed by signal {-exitcode}"
-    return f"exit code {exitcode}"
 
 
 class Worker:
@@ -84,6 +74,8 @@ class Worker:
     module-level callables, so they pickle); they default to the settings'
     values and then to the real ones. ``on_change(job_id)`` is called from the
     worker's thread after every item outcome, to wake in-process watchers.
+    ``executor`` runs the items (default: a :class:`~.executors.LocalPool` of
+    ``settings.workers`` processes).
     """
 
     def __init__(
@@ -96,11 +88,12 @@ class Worker:
         write_function: str | Callable[..., Any] | None = None,
         warm_options: dict[str, Any] | None = None,
         on_change: Callable[[str], None] | None = None,
+        executor: Executor | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
         self.id = worker_id or f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.concurrency = settings.workers
+        self.executor: Executor = executor or LocalPool(settings.workers)
         self._item_function = item_function or settings.item_function
         self._write_function = write_function or settings.write_function
         self._warm_options = warm_options
@@ -113,13 +106,17 @@ class Worker:
         self._stopped = threading.Event()
         self._keeper_stop = threading.Event()
         self._stop_deadline = float("inf")
-        self._pool: pebble.ProcessPool | None = None
         self._loop_thread: threading.Thread | None = None
         self._keeper_thread: threading.Thread | None = None
         self.started_at: float | None = None
         self.counts = {"done": 0, "failed": 0, "retried": 0, "released": 0}
 
     # -- lifecycle ---------------------------------------------------------------
+
+    @property
+    def concurrency(self) -> int:
+        """Items this worker runs at once (a Dask cluster's threads change with its size)."""
+        return self.executor.capacity
 
     @property
     def alive(self) -> bool:
@@ -129,7 +126,16 @@ class Worker:
         if self._loop_thread is not None:
             return self
         self.started_at = time.time()
-        self._pool = self._new_pool()
+        # A cluster that cannot be reached (or runs another version) raises here,
+        # before anything is claimed.
+        self.executor.start(
+            RunSpec(
+                item_function=self._item_function,
+                write_function=self._write_function,
+                warm_options=self._warm_options,
+                item_timeout=self.settings.item_timeout,
+            )
+        )
         self._heartbeat()
         self._loop_thread = threading.Thread(
             target=self._loop, name=f"photoproc-worker-{self.id}", daemon=True
@@ -139,7 +145,7 @@ class Worker:
         )
         self._loop_thread.start()
         self._keeper_thread.start()
-        log.info("worker %s started with %d processes", self.id, self.concurrency)
+        log.info("worker %s started on %s", self.id, self.executor.describe())
         return self
 
     def wake(self) -> None:
@@ -171,16 +177,6 @@ class Worker:
         self.stop()
 
     # -- the loop ------------------------------------------------------------------
-
-    def _new_pool(self) -> pebble.ProcessPool:
-        # spawn, not fork: the parent may be a Tornado server or a kernel with
-        # threads holding locks that a forked child would inherit locked.
-        return pebble.ProcessPool(
-            max_workers=self.concurrency,
-            initializer=init_child,
-            initargs=(os.getpid(), self._item_function, self._warm_options),
-            context=multiprocessing.get_context("spawn"),
-        )
 
     def _loop(self) -> None:
         try:
@@ -267,52 +263,29 @@ class Worker:
             item_function=self._item_function,
             write_function=self._write_function,
         )
+        token = claim.token
         try:
-            future = self._schedule(task)
+            # ``done`` only queues an event: the loop (this thread) handles it after
+            # the item is registered below, however fast it ends.
+            running.handle = self.executor.submit(task, lambda: self._events.put(("done", token)))
         except BaseException:
             self.store.release(claim)  # not ours to keep if we cannot run it
             raise
-        running.future = future
-        self._running[claim.token] = running
+        self._running[token] = running
         with self._lock:
-            self._renewable[claim.token] = running
-        token = claim.token
-        future.add_done_callback(lambda _f: self._events.put(("done", token)))
+            self._renewable[token] = running
         self._changed(claim.job_id)
-
-    def _schedule(self, task: ItemTask) -> pebble.ProcessFuture:
-        assert self._pool is not None
-        try:
-            return self._pool.schedule(run_item, args=(task,), timeout=self.settings.item_timeout)
-        except RuntimeError:
-            # The pool broke (its manager threads died); one fresh pool, then give up.
-            log.exception("worker %s: process pool broken, restarting it", self.id)
-            with contextlib.suppress(Exception):
-                self._pool.stop()
-            self._pool = self._new_pool()
-            return self._pool.schedule(run_item, args=(task,), timeout=self.settings.item_timeout)
 
     def _complete(self, token: str) -> None:
         running = self._running.pop(token, None)
         with self._lock:
             self._renewable.pop(token, None)
-        if running is None or running.future is None or running.lost or running.released:
+        if running is None or running.handle is None or running.lost or running.released:
             return
-        timeout = self.settings.item_timeout
         try:
-            outcome = running.future.result()
+            outcome = self.executor.outcome(running.handle)
         except CancelledError:
             return
-        except TimeoutError:
-            outcome = {"ok": False, "retry": True, "error": f"timed out after {timeout:g} s"}
-        except pebble.ProcessExpired as exc:
-            outcome = {
-                "ok": False,
-                "retry": True,
-                "error": f"worker process died ({_describe_exit(exc.exitcode)})",
-            }
-        except Exception as exc:  # pebble could not run the task at all
-            outcome = {"ok": False, "retry": True, "error": f"{type(exc).__name__}: {exc}"}
         self._record(running, outcome)
 
     def _record(self, running: _Running, outcome: dict[str, Any]) -> None:
@@ -349,8 +322,8 @@ class Worker:
         """Stop deadline reached: hand running items back, the children are stopped next."""
         for token, running in list(self._running.items()):
             running.released = True
-            if running.future is not None:
-                running.future.cancel()
+            if running.handle is not None:
+                self.executor.cancel(running.handle)
             if self.store.release(running.claim):
                 self.counts["released"] += 1
             self._changed(running.claim.job_id)
@@ -361,10 +334,10 @@ class Worker:
     def _shutdown(self) -> None:
         if self._running:  # the loop crashed: do not leave anything 'processing'
             self._release_all()
-        if self._pool is not None:
-            self._pool.stop()
-            with contextlib.suppress(Exception):
-                self._pool.join(timeout=10)
+        try:
+            self.executor.stop()
+        except Exception:
+            log.exception("worker %s: stopping its executor", self.id)
         self._stopping.set()
         self._keeper_stop.set()
         if self._keeper_thread is not None:
@@ -408,8 +381,8 @@ class Worker:
                         continue  # it just ended here: not lost, merely recorded
                 # Another worker has the item now: stop spending a core on it.
                 item.lost = True
-                if item.future is not None:
-                    item.future.cancel()
+                if item.handle is not None:
+                    self.executor.cancel(item.handle)
                 log.warning(
                     "worker %s lost its claim on %s/%d",
                     self.id,
@@ -424,6 +397,7 @@ class Worker:
             host=socket.gethostname(),
             info={
                 "processes": self.concurrency,
+                **self.executor.describe(),
                 "running": len(self._renewable),
                 "started_at": self.started_at,
                 **self.counts,
