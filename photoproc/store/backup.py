@@ -25,14 +25,15 @@ _SIDE = ("-wal", "-shm", "-journal")
 def backup_database(source: str | os.PathLike[str], dest: str | os.PathLike[str]) -> Path:
     """Copy the SQLite database ``source`` to ``dest`` and return the copy's path.
 
-    ``dest`` is a file (replaced atomically) or an existing folder, which gets
-    ``photoproc-YYYYmmdd-HHMMSS.db``.
+    ``dest`` is a file (replaced atomically) or a folder (an existing one, or a path
+    ending in ``/``), which gets ``photoproc-YYYYmmdd-HHMMSS.db``.
     """
     source = Path(source)
     if not source.is_file():
         raise FileNotFoundError(f"no database at {source}")
+    folder = str(dest).endswith(("/", os.sep))
     dest = Path(dest)
-    if dest.is_dir():
+    if folder or dest.is_dir():
         dest = dest / f"{source.stem}-{time.strftime('%Y%m%d-%H%M%S')}{source.suffix}"
     if dest.resolve() in {source.resolve(), *(Path(f"{source.resolve()}{s}") for s in _SIDE)}:
         raise ValueError(f"{dest} is the database itself; back up to another file")

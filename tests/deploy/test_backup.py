@@ -54,6 +54,9 @@ def test_backup_into_a_folder_gets_a_timestamped_name(live_store, tmp_path):
     path = backup_database(live_store.db_path, folder)
     assert path.parent == folder and path.name.startswith("photoproc-") and path.suffix == ".db"
     assert _jobs(path) == 3
+    # a path ending in "/" is a folder, created when missing
+    fresh = backup_database(live_store.db_path, f"{tmp_path / 'new'}/")
+    assert fresh.parent == tmp_path / "new" and _jobs(fresh) == 3
 
 
 def test_backup_refuses_to_overwrite_the_database(live_store, capsys):

@@ -5,7 +5,8 @@ the volumes are mapped to temporary folders (every ENV value under a VOLUME
 path is rewritten), the server listens on 127.0.0.1 on a free port instead of
 0.0.0.0, and ``photoproc`` is this interpreter's ``python -m photoproc``
 instead of the image's /opt/venv. Then: the server answers, the health check
-exits 0, a wrong token makes it fail, and once the server is stopped it fails.
+exits 0, an upload is processed into the data volume, a wrong token makes the
+health check fail, and once the server is stopped it fails.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 import pytest
 from dockerparse import exec_form, healthcheck_command, stages
+from support.images import object_on_background
 
 TOKEN = "smoke-test-token"
 
@@ -76,15 +78,32 @@ def _run(command, env, timeout=60):
     )
 
 
-def _get(url: str, token: str | None) -> tuple[int, dict]:
-    request = urllib.request.Request(url)
+def _get(url: str, token: str | None, data: bytes | None = None, headers=None):
+    request = urllib.request.Request(url, data=data, headers=headers or {})
     if token:
         request.add_header("Authorization", f"token {token}")
     try:
         with urllib.request.urlopen(request, timeout=10) as reply:
-            return reply.status, json.loads(reply.read())
+            body = reply.read()
+            is_json = reply.headers.get_content_type() == "application/json"
+            return reply.status, json.loads(body) if is_json else {"bytes": len(body)}
     except urllib.error.HTTPError as exc:
         return exc.code, {}
+
+
+def _upload(url: str, token: str, image: bytes) -> tuple[int, dict]:
+    boundary = "photoproc-smoke-boundary"
+    body = (
+        (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="model"\r\n\r\ngrabcut\r\n'
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="a.png"\r\n'
+            "Content-Type: image/png\r\n\r\n"
+        ).encode()
+        + image
+        + f"\r\n--{boundary}--\r\n".encode()
+    )
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    return _get(url, token, body, headers)
 
 
 def test_cmd_refuses_to_start_without_a_token(image):
@@ -119,6 +138,22 @@ def test_cmd_serves_and_healthcheck_follows_it(image, tmp_path):
         status, info = _get(f"{base}/api/processing-info", TOKEN)
         assert status == 200 and info["providers"] == ["CPUExecutionProvider"]
         assert _get(f"{base}/health", None)[0] in (401, 403)
+        # an image goes through the queue and the worker's process to a result in /data
+        image, _ = object_on_background(96, 72)
+        status, job = _upload(f"{base}/api/upload-and-process", TOKEN, image)
+        assert status == 202, job
+        deadline = time.monotonic() + 120
+        while True:
+            status, state = _get(f"{base}/api/process-status/{job['job_id']}", TOKEN)
+            if state.get("status") in ("completed", "failed", "cancelled"):
+                break
+            assert time.monotonic() < deadline, state
+            time.sleep(0.3)
+        assert state["status"] == "completed", state
+        assert [item["outputs"] for item in state["items"]] == [1]
+        status, archive = _get(f"{base}/api/download-results/{job['job_id']}?format=zip", TOKEN)
+        assert status == 200 and archive["bytes"] > 100
+        assert (Path(env["PHOTOPROC_DATA_DIR"]) / "jobs" / job["job_id"]).is_dir()
         # the database lives in the mapped /data volume
         assert (Path(env["PHOTOPROC_DATA_DIR"]) / "photoproc.db").is_file()
 
