@@ -44,12 +44,12 @@ def run(args: argparse.Namespace) -> int:
     from ..config import Settings
     from ..server.app import serve
 
-    if not 0 <= args.port <= 65535:
-        raise InvalidOptionsError("port", f"{args.port} is not between 0 and 65535")
     if args.require_token and not args.token:
         raise InvalidOptionsError(
             "token", "--require-token is set but no token was given: set PHOTOPROC_TOKEN"
         )
+    if not 0 <= args.port <= 65535:
+        raise InvalidOptionsError("port", f"{args.port} is not between 0 and 65535")
     settings = Settings.from_env(data_dir=args.data_dir, workers=args.workers)
     if not logging.getLogger().handlers:
         logging.basicConfig(
