@@ -105,6 +105,10 @@ def test_dask_profile_runs_scheduler_workers_and_app_from_one_image(services):
     assert {s["image"] for s in dask.values()} == {"photoproc:dask"}
     assert {s["build"]["args"]["EXTRAS"] for s in dask.values()} == {"cpu,dask"}
     assert services["scheduler"]["command"][:2] == ["dask", "scheduler"]
+    # photoproc counts crashes as attempts itself; Dask must not retry behind its back
+    assert (
+        services["scheduler"]["environment"]["DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES"] == "0"
+    )
     worker = services["dask-worker"]["command"]
     assert worker[:3] == ["dask", "worker", "tcp://scheduler:8786"]
     assert worker[worker.index("--nthreads") + 1] == "1"
