@@ -129,7 +129,8 @@ def use_device(device: str | None) -> Selection:
     """Validate ``device`` now (fail at start, not on the first image) and make it the
     choice of this process and of every process it starts."""
     selection = select(device)
-    os.environ[DEVICE_ENV] = selection.device
+    if device is not None:  # None: the environment already says it (or nothing: auto)
+        os.environ[DEVICE_ENV] = selection.device
     return selection
 
 
