@@ -40,7 +40,7 @@ def lock(pyproject_path: Path = ROOT / "pyproject.toml") -> tuple[dict[str, str]
     pyproject = tomllib.loads(pyproject_path.read_text(encoding="utf-8"))
     pins: dict[str, str] = {}
     notes: list[str] = []
-    todo = [(r, frozenset()) for r in _direct(pyproject)]
+    todo: list[tuple[Requirement, frozenset[str]]] = [(r, frozenset()) for r in _direct(pyproject)]
     seen: set[tuple[str, frozenset[str]]] = set()
     while todo:
         req, parent_extras = todo.pop()

@@ -45,6 +45,7 @@ __all__ = [
     "DEVICE_ENV",
     "DeviceUnavailableError",
     "Selection",
+    "cuda_problem",
     "providers_in_use",
     "requested_device",
     "select",
@@ -187,7 +188,9 @@ def _version(dist: str) -> str | None:
 def cuda_problem(ort: Any = None) -> str | None:
     """``None`` when an onnxruntime session really runs on CUDA here, else what is missing."""
     if ort is None:
-        import onnxruntime as ort
+        import onnxruntime
+
+        ort = onnxruntime
     available = list(ort.get_available_providers())
     if CUDA not in available:
         gpu = _version("onnxruntime-gpu")
