@@ -16,7 +16,17 @@ from collections.abc import Sequence
 from ..errors import PhotoprocError
 
 # Sub-command modules, in the order ``--help`` lists them.
-_COMMANDS = ("process", "models", "worker", "submit", "jobs", "serve", "app")
+_COMMANDS = (
+    "process",
+    "models",
+    "worker",
+    "submit",
+    "jobs",
+    "serve",
+    "app",
+    "healthcheck",
+    "backup",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                 raise
             continue
         module.register(sub)
+    from .device import DEVICE_COMMANDS, add_device_argument
+
+    for name in DEVICE_COMMANDS:
+        if name in sub.choices:
+            add_device_argument(sub.choices[name])
     return parser
 
 
@@ -44,6 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from .device import apply_device
+
+        apply_device(args)
         return int(args.func(args) or 0)
     except PhotoprocError as exc:
         print(f"photoproc: error: {exc}", file=sys.stderr)

@@ -11,8 +11,18 @@ __all__ = ["add_host_arguments"]
 
 
 def add_host_arguments(parser: argparse.ArgumentParser, *, port: int, port_help: str) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (%(default)s)")
-    parser.add_argument("--port", type=int, default=port, help=port_help)
+    # PHOTOPROC_HOST/PORT: containers set them once for the server and its health check.
+    parser.add_argument(
+        "--host",
+        default=os.environ.get("PHOTOPROC_HOST") or "127.0.0.1",
+        help="address to bind (%(default)s; env PHOTOPROC_HOST)",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=os.environ.get("PHOTOPROC_PORT") or port,
+        help=port_help + "; env PHOTOPROC_PORT",
+    )
     parser.add_argument(
         "--data-dir",
         default=None,

@@ -61,7 +61,18 @@ def run_list(args: argparse.Namespace) -> int:
             f"{'yes' if s.installed else 'no':<9}  {s.info.licence}"
         )
     print(f"\nmodel folder: {models_home()}  (set REMBG_HOME or U2NET_HOME to change it)")
+    print(f"onnxruntime providers: {_providers_line()}")
     return 0
+
+
+def _providers_line() -> str:
+    from ..pipeline.providers import DEVICE_ENV, DeviceUnavailableError, select
+
+    try:
+        selection = select()
+    except DeviceUnavailableError as exc:
+        return f"none usable ({exc})"
+    return f"{', '.join(selection.providers)}  ({DEVICE_ENV}={selection.device})"
 
 
 def run_pull(args: argparse.Namespace) -> int:

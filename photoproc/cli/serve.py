@@ -31,6 +31,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="serve only; run `photoproc worker` on the same data dir elsewhere",
     )
+    parser.add_argument(
+        "--require-token",
+        action="store_true",
+        help="refuse to start unless --token or PHOTOPROC_TOKEN gives one (containers: "
+        "a generated token would be unknown to the health check and the clients)",
+    )
     parser.set_defaults(func=run)
 
 
@@ -38,6 +44,10 @@ def run(args: argparse.Namespace) -> int:
     from ..config import Settings
     from ..server.app import serve
 
+    if args.require_token and not args.token:
+        raise InvalidOptionsError(
+            "token", "--require-token is set but no token was given: set PHOTOPROC_TOKEN"
+        )
     if not 0 <= args.port <= 65535:
         raise InvalidOptionsError("port", f"{args.port} is not between 0 and 65535")
     settings = Settings.from_env(data_dir=args.data_dir, workers=args.workers, dask=args.dask)

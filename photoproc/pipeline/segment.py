@@ -119,17 +119,14 @@ def set_providers(providers: Sequence[str] | None) -> None:
     clear_cache()
 
 
-def get_providers() -> list[str]:
-    """The providers new sessions get, in preference order."""
+def get_providers() -> list[str | tuple[str, dict[str, str]]]:
+    """The providers (with options) new sessions get, in preference order: those of
+    :func:`set_providers`, else the ``--device`` choice (:mod:`.providers`)."""
     if _providers is not None:
         return list(_providers)
-    import onnxruntime as ort
+    from .providers import session_providers
 
-    available = ort.get_available_providers()
-    # onnxruntime-gpu lists CUDA whenever its shim is installed; it falls back to CPU
-    # (with a log line) if the CUDA libraries are missing, which is what we want.
-    preferred = [p for p in ("CUDAExecutionProvider",) if p in available]
-    return [*preferred, "CPUExecutionProvider"]
+    return session_providers()
 
 
 def _session_options(threads: int) -> Any:

@@ -473,8 +473,11 @@ class InfoMixin(PhotoprocMixin):
             )
         defaults = ProcessOptions()
         limits = settings.ingest
+        from ..pipeline.providers import providers_in_use
+
         return {
             "models": models,
+            "providers": providers_in_use(),
             "default_model": defaults.model,
             "options": defaults.to_dict(),
             "choices": {
@@ -499,12 +502,17 @@ class HealthMixin(PhotoprocMixin):
 
     async def get(self) -> None:
         try:
-            health = await IOLoop.current().run_in_executor(None, self.ctx.service.health)
+            health = await IOLoop.current().run_in_executor(None, self._health)
         except Exception as exc:  # a broken database is exactly what health must report
             log.warning("health check failed: %s", exc)
             self.write_json({"status": "error", "db": "error", "message": str(exc)}, 503)
             return
         self.write_json(health, 200 if health.get("status") == "ok" else 503)
+
+    def _health(self) -> dict[str, Any]:
+        from ..pipeline.providers import providers_in_use
+
+        return {**self.ctx.service.health(), "providers": providers_in_use()}
 
 
 class OpenApiMixin(PhotoprocMixin):

@@ -31,6 +31,11 @@ def _json(description: str, schema: str) -> dict[str, Any]:
 
 _NULLABLE_STR = {"type": ["string", "null"]}
 _NULLABLE_INT = {"type": ["integer", "null"]}
+_PROVIDERS = {
+    "type": "array",
+    "items": {"type": "string"},
+    "description": "onnxruntime execution providers the model sessions use (--device)",
+}
 
 _JOB_ID = {
     "name": "job_id",
@@ -123,6 +128,7 @@ _SCHEMAS: dict[str, Any] = {
             "workers": {"type": "array"},
             "queue_depth": _NULLABLE_INT,
             "jobs": {"type": "object"},
+            "providers": _PROVIDERS,
         },
     },
     "ProcessingInfo": {
@@ -145,6 +151,7 @@ _SCHEMAS: dict[str, Any] = {
                     },
                 },
             },
+            "providers": _PROVIDERS,
             "default_model": {"type": "string"},
             "options": {"type": "object"},
             "choices": {"type": "object"},
