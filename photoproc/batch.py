@@ -17,7 +17,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from .errors import PhotoprocError
+from .errors import PhotoprocError, describe_error
 from .fsutil import contained, write_atomic
 from .ingest import IngestLimits, Skipped, Source, iter_sources
 from .options import ProcessOptions
@@ -116,7 +116,7 @@ def run_batch(
                 fail(name, str(exc))
                 continue
             except Exception as exc:  # a bug must not lose the rest of the batch
-                fail(name, f"{type(exc).__name__}: {exc}")
+                fail(name, describe_error(exc))
                 continue
             report.processed += 1
             report.outputs.extend(out_dir / w for w in written)
