@@ -15,16 +15,17 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .errors import PhotoprocError, describe_error
 from .fsutil import contained, write_atomic
 from .ingest import IngestLimits, Skipped, Source, iter_sources
+from .naming import UniqueStems, output_names, output_stem
 from .options import ProcessOptions
 from .pipeline.decode import DEFAULT_MAX_PIXELS
 from .pipeline.process import configure_threads, process_image, warm_up
 
-__all__ = ["BatchReport", "Failure", "output_stem", "run_batch"]
+__all__ = ["BatchReport", "Failure", "run_batch"]
 
 
 @dataclass(frozen=True)
@@ -48,20 +49,12 @@ class BatchReport:
         return not self.failures and not self.interrupted
 
 
-def output_stem(name: str) -> PurePosixPath:
-    """``"sub/cat.jpg"`` → ``sub/cat``: the relative output path without extension."""
-    path = PurePosixPath(name)
-    return path.with_suffix("") if path.suffix else path
+def _targets(stem: str, options: ProcessOptions, count: int) -> list[str]:
+    return output_names(stem, [options.extension] * count)
 
 
-def _targets(stem: PurePosixPath, options: ProcessOptions, count: int) -> list[str]:
-    if count == 1:
-        return [f"{stem}{options.extension}"]
-    return [f"{stem}_face{i}{options.extension}" for i in range(1, count + 1)]
-
-
-def _existing(out_dir: Path, stem: PurePosixPath, options: ProcessOptions) -> bool:
-    candidates = [f"{stem}{options.extension}", f"{stem}_face1{options.extension}"]
+def _existing(out_dir: Path, stem: str, options: ProcessOptions) -> bool:
+    candidates = [*_targets(stem, options, 1), _targets(stem, options, 2)[0]]
     return any((out_dir / c).exists() for c in candidates)
 
 
@@ -91,7 +84,8 @@ def run_batch(
     started = time.perf_counter()
     configure_threads(1)
     warm_up(options)  # a missing model fails here, once, before any image is read
-    used: set[str] = set()
+    # a.jpg and A.png in one folder both want a.png (on macOS and Windows).
+    stems = UniqueStems()
     pending: deque[tuple[Future[tuple[list[str], list[str]]], str]] = deque()
     progress = on_progress or (lambda name, ok: None)
 
@@ -99,10 +93,10 @@ def run_batch(
         report.failures.append(Failure(name, reason))
         progress(name, False)
 
-    def work(data: bytes, targets: list[str]) -> tuple[list[str], list[str]]:
+    def work(data: bytes, stem: str) -> tuple[list[str], list[str]]:
         result = process_image(data, options, max_pixels=max_pixels)
-        if len(result.outputs) != 1:  # every face of the image: name_face1, name_face2, …
-            targets = _targets(output_stem(targets[0]), options, len(result.outputs))
+        # One output keeps the stem; one per face: name_face1, name_face2, …
+        targets = _targets(stem, options, len(result.outputs))
         for target, output in zip(targets, result.outputs, strict=True):
             write_atomic(contained(out_dir, target), output.data)
         return targets, result.warnings
@@ -131,16 +125,7 @@ def run_batch(
                 fail(source.name, source.reason)
                 continue
             assert isinstance(source, Source)
-            stem = output_stem(source.name)
-            base = f"{stem}{options.extension}"
-            serial = 2
-            while base in used:  # a.jpg and a.png in one folder both want a.png
-                stem = output_stem(source.name).with_name(
-                    f"{output_stem(source.name).name} ({serial})"
-                )
-                base = f"{stem}{options.extension}"
-                serial += 1
-            used.add(base)
+            stem = stems.claim(output_stem(source.name))
             if not overwrite and _existing(out_dir, stem, options):
                 report.skipped_existing += 1
                 progress(source.name, True)
@@ -150,7 +135,7 @@ def run_batch(
             except PhotoprocError as exc:
                 fail(source.name, str(exc))
                 continue
-            pending.append((pool.submit(work, data, _targets(stem, options, 1)), source.name))
+            pending.append((pool.submit(work, data, stem), source.name))
             del data
             if len(pending) >= 2 * max(1, workers):
                 wait([pending[0][0]], return_when=FIRST_COMPLETED)

@@ -30,8 +30,8 @@ from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
 from ..errors import InvalidOptionsError, NoImagesError, PhotoprocError, UploadTooLargeError
-from ..fsutil import safe_filename
 from ..jobs import JobStatus
+from ..naming import ascii_name
 from ..options import ASPECTS, FACE_DETECTORS, FORMATS, ProcessOptions
 from .context import ServerContext
 from .errors import ApiError, from_exception, to_api_error
@@ -67,7 +67,7 @@ MAX_INT = 2**31 - 1
 def content_disposition(name: str, kind: str = "attachment") -> str:
     """RFC 6266: an ASCII ``filename`` fallback and the exact name as ``filename*``."""
     base = PurePosixPath(name.replace("\\", "/")).name or "download"
-    fallback = safe_filename(base, default="download")
+    fallback = ascii_name(base, default="download")
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(base, safe='')}"
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from .. import naming
 from ..errors import PhotoprocError, describe_error
 
 __all__ = [
@@ -81,13 +82,10 @@ def resolve(spec: str | Callable[..., Any] | None, default: str) -> Callable[...
 def output_names(storage_name: str, extensions: list[str]) -> list[str]:
     """Deterministic output file names: ``00003-cat.png`` or ``00003-cat_face1.png``, … .
 
-    Same convention as ``photoproc process`` (one output keeps the stem, several
-    outputs — one per face — get ``_faceN``).
+    The storage name's stem under :func:`photoproc.naming.output_names`, the rule
+    ``photoproc process`` and the download names follow too.
     """
-    stem = PurePosixPath(storage_name).stem or "item"
-    if len(extensions) == 1:
-        return [f"{stem}{extensions[0]}"]
-    return [f"{stem}_face{i}{ext}" for i, ext in enumerate(extensions, start=1)]
+    return naming.output_names(PurePosixPath(storage_name).stem or "item", extensions)
 
 
 def _watch_parent(parent: int, interval: float = 0.5) -> None:
