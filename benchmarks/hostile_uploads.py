@@ -1,0 +1,193 @@
+"""`/health` latency while hostile uploads arrive: a 10,001-part request and 50 normal uploads.
+
+    python benchmarks/hostile_uploads.py [--repeats 3] [--uploads 50] [--parts 10001]
+
+Issue 14's goal: the server's event loop stays responsive under any upload, so
+``/health`` keeps answering quickly while one client sends a multipart body of
+``--parts`` tiny file parts (one more than the default limit of 10,000 files,
+so it is refused with 413) and ``--uploads`` clients each upload one small JPEG
+at the same time. The server is ``photoproc serve`` in its own process, on a
+free 127.0.0.1 port, with its data dir under ``benchmarks/.work`` (stopped by
+its PID at the end).
+
+Per repeat: ``/health`` is requested every 20 ms for 3 s on the idle server
+(the peer: the same requests, the same machine, no upload), then every 20 ms
+while the uploads run. Printed: p50/p99 of both, the ratio of the p99s, how
+long the hostile request took to be answered, and the status codes received.
+The figure to quote is the median over repeats.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import re
+import secrets
+import statistics
+import sys
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import WORK, machine
+from procs import running
+
+CHILD_ENV = {"PHOTOPROC_OFFLINE": "1", "PYTHONWARNINGS": "ignore"}
+INTERVAL = 0.02
+
+
+def start_server(stack: ExitStack, data: Path) -> str:
+    cmd = [sys.executable, "-m", "photoproc", "serve", "--host", "127.0.0.1", "--port", "0"]
+    cmd += ["--data-dir", str(data), "--workers", "1"]
+    server = stack.enter_context(running("hostile-server", cmd, CHILD_ENV))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        found = re.search(r"serving http://127\.0\.0\.1:(\d+)/", server.tail(20000))
+        if found:
+            return found.group(1)
+        if server.proc.poll() is not None:
+            break
+        time.sleep(0.2)
+    sys.exit(f"photoproc serve did not start:\n{server.tail()}")
+
+
+def multipart(files: list[tuple[str, bytes]], fields: dict[str, str]) -> tuple[bytes, str]:
+    boundary = "bench-" + secrets.token_hex(8)
+    out = bytearray()
+    for name, value in fields.items():
+        out += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+        out += value.encode() + b"\r\n"
+    for name, data in files:
+        out += (
+            f'--{boundary}\r\nContent-Disposition: form-data; name="files"; '
+            f'filename="{name}"\r\nContent-Type: image/jpeg\r\n\r\n'
+        ).encode()
+        out += data + b"\r\n"
+    out += f"--{boundary}--\r\n".encode()
+    return bytes(out), f"multipart/form-data; boundary={boundary}"
+
+
+def post(port: int, body: bytes, ctype: str, statuses: list[int], took: list[float]) -> None:
+    started = time.perf_counter()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
+    try:
+        conn.request("POST", "/api/upload-and-process", body, {"Content-Type": ctype})
+        reply = conn.getresponse()
+        reply.read()
+        statuses.append(reply.status)
+    except (OSError, http.client.HTTPException) as exc:
+        statuses.append(-1)
+        print(f"  upload error: {type(exc).__name__}: {exc}", file=sys.stderr)
+    finally:
+        conn.close()
+        took.append(time.perf_counter() - started)
+
+
+def health_latencies(port: int, until: threading.Event | float) -> list[float]:
+    """``/health`` every INTERVAL s on one kept-alive connection, in ms, until the event
+    is set (or for that many seconds)."""
+    stop_at = time.monotonic() + until if isinstance(until, float) else None
+    done = (lambda: time.monotonic() >= stop_at) if stop_at else until.is_set
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    out = []
+    try:
+        while not done():
+            started = time.perf_counter()
+            conn.request("GET", "/health")
+            reply = conn.getresponse()
+            reply.read()
+            if reply.status != 200:
+                raise SystemExit(f"/health answered {reply.status}")
+            elapsed = time.perf_counter() - started
+            out.append(elapsed * 1000)
+            time.sleep(max(0.0, INTERVAL - elapsed))
+    finally:
+        conn.close()
+    return out
+
+
+def p99(values: list[float]) -> float:
+    return statistics.quantiles(values, n=100)[98] if len(values) >= 2 else values[0]
+
+
+def one_run(port: int, parts: int, uploads: int, image: bytes) -> dict:
+    baseline = health_latencies(port, 3.0)
+    hostile_body, hostile_type = multipart(
+        [(f"p{i}.jpg", b"x") for i in range(parts)], {"model": "grabcut"}
+    )
+    normal_body, normal_type = multipart([("small.jpg", image)], {"model": "grabcut"})
+    statuses: list[int] = []
+    took: list[float] = []
+    hostile_status: list[int] = []
+    hostile_took: list[float] = []
+    threads = [
+        threading.Thread(
+            target=post, args=(port, hostile_body, hostile_type, hostile_status, hostile_took)
+        )
+    ]
+    threads += [
+        threading.Thread(target=post, args=(port, normal_body, normal_type, statuses, took))
+        for _ in range(uploads)
+    ]
+    done = threading.Event()
+    result: list[list[float]] = []
+    poller = threading.Thread(target=lambda: result.append(health_latencies(port, done)))
+    poller.start()
+    time.sleep(0.1)
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    done.set()
+    poller.join(60)
+    loaded = result[0]
+    return {
+        "baseline_p50": statistics.median(baseline),
+        "baseline_p99": p99(baseline),
+        "load_p50": statistics.median(loaded),
+        "load_p99": p99(loaded),
+        "load_max": max(loaded),
+        "health_requests": len(loaded),
+        "hostile_status": hostile_status[0] if hostile_status else None,
+        "hostile_seconds": hostile_took[0] if hostile_took else None,
+        "upload_statuses": {str(s): statuses.count(s) for s in sorted(set(statuses))},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--uploads", type=int, default=50)
+    parser.add_argument("--parts", type=int, default=10_001)
+    args = parser.parse_args()
+    print(machine())
+    rng = np.random.default_rng(0)
+    pixels = cv2.GaussianBlur(rng.integers(0, 255, (96, 128, 3), np.uint8), (9, 9), 0)
+    image = cv2.imencode(".jpg", pixels)[1].tobytes()
+    runs = []
+    with ExitStack() as stack:
+        data = WORK / "hostile-data"
+        port = int(start_server(stack, data))
+        for repeat in range(args.repeats):
+            run = one_run(port, args.parts, args.uploads, image)
+            runs.append(run)
+            print(f"run {repeat + 1}: {json.dumps(run)}", flush=True)
+    keys = ("baseline_p99", "load_p50", "load_p99", "load_max", "hostile_seconds")
+    med = {k: statistics.median(r[k] for r in runs) for k in keys}
+    print(
+        f"median of {len(runs)}: /health idle p99 {med['baseline_p99']:.1f} ms; "
+        f"under load p50 {med['load_p50']:.1f} ms, p99 {med['load_p99']:.1f} ms "
+        f"(max {med['load_max']:.1f} ms), {med['load_p99'] / med['baseline_p99']:.1f}x idle; "
+        f"the {args.parts:,}-part request answered in {med['hostile_seconds']:.2f} s "
+        f"with {runs[-1]['hostile_status']}"
+    )
+
+
+if __name__ == "__main__":
+    main()
