@@ -11,19 +11,28 @@ free 127.0.0.1 port, with its data dir under ``benchmarks/.work`` (stopped by
 its PID at the end).
 
 Per repeat, ``/health`` is requested every 10 ms on one kept-alive connection
-in three phases: for 3 s on the idle server; while the ``--uploads`` normal
-uploads run alone (the peer: the same load without the hostile request); and
-while the hostile request runs together with ``--uploads`` normal ones.
+in four phases: for 3 s on the idle server; while the hostile request runs
+alone; while the ``--uploads`` normal uploads run alone (the peer: the same
+load without the hostile request); and while the hostile request runs together
+with ``--uploads`` normal ones.
 Printed: p50/p99/max of each phase, the ratio of the last two p99s (what the
 hostile request adds), how long it took to be refused, and the status codes.
 Quote the medians over repeats; on a busy machine compare ratios, not ms.
+
+``--loop-lag`` adds a direct measure: a server started in this process (same
+settings) whose own event loop runs a probe — ``sleep(5 ms)`` in a loop,
+recording how late each wake-up is — while the hostile request is refused.
+The probe's lag is what every other client of that loop waits, whatever the
+HTTP client measures.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import http.client
 import json
+import os
 import re
 import secrets
 import statistics
@@ -158,16 +167,56 @@ def one_run(port: int, parts: int, uploads: int, image: bytes) -> dict:
     normal = multipart([("small.jpg", image)], {"model": "grabcut"})
     loaded(port, [normal])  # warm-up: the first upload pays one-time imports on the loop
     idle = health_latencies(port, 3.0)
+    alone, alone_status, alone_took = loaded(port, [hostile])
     peer, peer_statuses, _ = loaded(port, [normal] * uploads)
     under, statuses, took = loaded(port, [hostile] + [normal] * uploads)
     return {
         "idle": summary(idle),
+        "hostile_only": summary(alone),
         "normal_only": summary(peer),
         "with_hostile": summary(under),
         "hostile_status": statuses[0],
         "hostile_seconds": took[0],
+        "hostile_alone_seconds": alone_took[0],
         "upload_statuses": sorted(set(peer_statuses + statuses[1:]), key=str),
     }
+
+
+def loop_lag(parts: int) -> dict:
+    """Lateness (ms) of 5 ms sleeps on the server's own loop while ``parts`` tiny parts arrive."""
+    from photoproc.config import Settings
+    from photoproc.server.app import start_server
+
+    os.environ.update(CHILD_ENV)  # the worker's children inherit it
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    data = WORK / "hostile-lag-data"
+    settings = Settings(data_dir=data, workers=1)
+    future = asyncio.run_coroutine_threadsafe(start_server(settings, port=0), loop)
+    server = future.result(120)
+    lags: list[float] = []
+    probing = [True]
+
+    async def probe() -> None:
+        while probing[0]:
+            started = time.perf_counter()
+            await asyncio.sleep(0.005)
+            lags.append((time.perf_counter() - started - 0.005) * 1000)
+
+    try:
+        body, ctype = multipart([(f"p{i}.jpg", b"x") for i in range(parts)], {"model": "grabcut"})
+        asyncio.run_coroutine_threadsafe(probe(), loop)
+        time.sleep(1.0)
+        idle, lags[:] = list(lags), []
+        statuses: list[int] = []
+        post(server.port, body, ctype, statuses, [])
+        probing[0] = False
+        return {"idle": summary(idle), "hostile": summary(lags), "status": statuses[0]}
+    finally:
+        asyncio.run_coroutine_threadsafe(server.stop(timeout=15), loop).result(60)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(30)
 
 
 def main() -> None:
@@ -175,6 +224,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--uploads", type=int, default=50)
     parser.add_argument("--parts", type=int, default=10_001)
+    parser.add_argument("--loop-lag", action="store_true", help="also probe the loop in-process")
     args = parser.parse_args()
     print(machine())
     rng = np.random.default_rng(0)
@@ -195,11 +245,17 @@ def main() -> None:
     line = "; ".join(
         f"{phase} p50 {med(phase, 'p50'):.1f} / p99 {med(phase, 'p99'):.1f} / "
         f"max {med(phase, 'max'):.1f} ms"
-        for phase in ("idle", "normal_only", "with_hostile")
+        for phase in ("idle", "hostile_only", "normal_only", "with_hostile")
     )
     ratio = med("with_hostile", "p99") / med("normal_only", "p99")
     refused = statistics.median(r["hostile_seconds"] for r in runs)
     print(f"median of {len(runs)}: /health {line}")
+    if args.loop_lag:
+        lag = [loop_lag(args.parts) for _ in range(args.repeats)]
+        for phase in ("idle", "hostile"):
+            p99s = statistics.median(r[phase]["p99"] for r in lag)
+            worst = statistics.median(r[phase]["max"] for r in lag)
+            print(f"event-loop lag, {phase}: p99 {p99s:.1f} ms, max {worst:.1f} ms (median)")
     print(
         f"the {args.parts:,}-part request changes /health p99 by {ratio:.2f}x against "
         f"{args.uploads} normal uploads alone; refused with {runs[-1]['hostile_status']} "
