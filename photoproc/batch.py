@@ -19,18 +19,19 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
-from .errors import PhotoprocError
+from .errors import PhotoprocError, describe_error
 from .fsutil import contained, write_atomic
 from .ingest import IngestLimits, Skipped, Source, iter_sources
+from .naming import UniqueStems, output_names, output_stem
 from .options import ProcessOptions
 from .pipeline.decode import DEFAULT_MAX_PIXELS
 from .pipeline.process import configure_threads, process_image, warm_up
 from .pipeline.types import Result
 
-__all__ = ["BatchReport", "Failure", "output_stem", "run_batch"]
+__all__ = ["BatchReport", "Failure", "run_batch"]
 
 
 @dataclass(frozen=True)
@@ -54,20 +55,12 @@ class BatchReport:
         return not self.failures and not self.interrupted
 
 
-def output_stem(name: str) -> PurePosixPath:
-    """``"sub/cat.jpg"`` → ``sub/cat``: the relative output path without extension."""
-    path = PurePosixPath(name)
-    return path.with_suffix("") if path.suffix else path
+def _targets(stem: str, options: ProcessOptions, count: int) -> list[str]:
+    return output_names(stem, [options.extension] * count)
 
 
-def _targets(stem: PurePosixPath, options: ProcessOptions, count: int) -> list[str]:
-    if count == 1:
-        return [f"{stem}{options.extension}"]
-    return [f"{stem}_face{i}{options.extension}" for i in range(1, count + 1)]
-
-
-def _existing(out_dir: Path, stem: PurePosixPath, options: ProcessOptions) -> bool:
-    candidates = [f"{stem}{options.extension}", f"{stem}_face1{options.extension}"]
+def _existing(out_dir: Path, stem: str, options: ProcessOptions) -> bool:
+    candidates = [*_targets(stem, options, 1), _targets(stem, options, 2)[0]]
     return any((out_dir / c).exists() for c in candidates)
 
 
@@ -109,37 +102,38 @@ def run_batch(
     if executor is None:
         configure_threads(1)
         warm_up(options)  # a missing model fails here, once, before any image is read
-    used: set[str] = set()
-    pending: deque[tuple[Future[Any], str, list[str]]] = deque()
+    # a.jpg and A.png in one folder both want a.png (on macOS and Windows).
+    stems = UniqueStems()
+    pending: deque[tuple[Future[Any], str, str]] = deque()
     progress = on_progress or (lambda name, ok: None)
 
     def fail(name: str, reason: str) -> None:
         report.failures.append(Failure(name, reason))
         progress(name, False)
 
-    def work(data: bytes, targets: list[str]) -> tuple[list[str], list[str]]:
-        return write(process_image(data, options, max_pixels=max_pixels), targets)
+    def work(data: bytes, stem: str) -> tuple[list[str], list[str]]:
+        return write(process_image(data, options, max_pixels=max_pixels), stem)
 
-    def write(result: Result, targets: list[str]) -> tuple[list[str], list[str]]:
-        if len(result.outputs) != 1:  # every face of the image: name_face1, name_face2, …
-            targets = _targets(output_stem(targets[0]), options, len(result.outputs))
+    def write(result: Result, stem: str) -> tuple[list[str], list[str]]:
+        # One output keeps the stem; one per face: name_face1, name_face2, …
+        targets = _targets(stem, options, len(result.outputs))
         for target, output in zip(targets, result.outputs, strict=True):
             write_atomic(contained(out_dir, target), output.data)
         return targets, result.warnings
 
     def collect(block: bool) -> None:
         while pending and (block or pending[0][0].done()):
-            future, name, targets = pending.popleft()
+            future, name, stem = pending.popleft()
             try:
                 value: Any = future.result()
                 if isinstance(value, str):
                     raise PhotoprocError(value)
-                written, warnings = write(value, targets) if isinstance(value, Result) else value
+                written, warnings = write(value, stem) if isinstance(value, Result) else value
             except PhotoprocError as exc:
                 fail(name, str(exc))
                 continue
             except Exception as exc:  # a bug must not lose the rest of the batch
-                fail(name, f"{type(exc).__name__}: {exc}")
+                fail(name, describe_error(exc))
                 continue
             report.processed += 1
             report.outputs.extend(out_dir / w for w in written)
@@ -156,16 +150,7 @@ def run_batch(
                 fail(source.name, source.reason)
                 continue
             assert isinstance(source, Source)
-            stem = output_stem(source.name)
-            base = f"{stem}{options.extension}"
-            serial = 2
-            while base in used:  # a.jpg and a.png in one folder both want a.png
-                stem = output_stem(source.name).with_name(
-                    f"{output_stem(source.name).name} ({serial})"
-                )
-                base = f"{stem}{options.extension}"
-                serial += 1
-            used.add(base)
+            stem = stems.claim(output_stem(source.name))
             if not overwrite and _existing(out_dir, stem, options):
                 report.skipped_existing += 1
                 progress(source.name, True)
@@ -175,13 +160,11 @@ def run_batch(
             except PhotoprocError as exc:
                 fail(source.name, str(exc))
                 continue
-            targets = _targets(stem, options, 1)
-            future: Future[Any]
             if executor is None:
-                future = pool.submit(work, data, targets)
+                future = pool.submit(work, data, stem)
             else:
                 future = pool.submit(_process_remote, data, options, max_pixels)
-            pending.append((future, source.name, targets))
+            pending.append((future, source.name, stem))
             del data
             if len(pending) >= 2 * max(1, workers):
                 wait([pending[0][0]], return_when=FIRST_COMPLETED)

@@ -14,6 +14,8 @@ Environment variables (all optional)::
     PHOTOPROC_MAX_PIXELS        refuse bigger images
     PHOTOPROC_MAX_UPLOAD_BYTES  HTTP body limit
     PHOTOPROC_MAX_UPLOAD_FILES  images per job
+    PHOTOPROC_BODY_IDLE_TIMEOUT seconds an upload body may send nothing
+    PHOTOPROC_BODY_MIN_RATE     bytes/s an upload body must average over such a window
     PHOTOPROC_ITEM_FUNCTION     "module:function" replacing process_image in the workers
     PHOTOPROC_WRITE_FUNCTION    "module:function" replacing fsutil.write_atomic in the workers
     PHOTOPROC_DASK              Dask scheduler (tcp://host:8786): workers run items there
@@ -58,6 +60,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "MAX_PIXELS": ("max_pixels", int),
     "MAX_UPLOAD_BYTES": ("max_upload_bytes", int),
     "MAX_UPLOAD_FILES": ("max_upload_files", int),
+    "BODY_IDLE_TIMEOUT": ("body_idle_timeout", float),
+    "BODY_MIN_RATE": ("body_min_rate", float),
     "ITEM_FUNCTION": ("item_function", str),
     "WRITE_FUNCTION": ("write_function", str),
     "DASK": ("dask", str),
@@ -78,6 +82,10 @@ class Settings:
     max_upload_bytes: int = 2 << 30
     max_upload_files: int = 10_000
     ingest: IngestLimits = field(default_factory=IngestLimits)
+    #: an upload body that sends nothing for this long (s) is dropped, its spool removed…
+    body_idle_timeout: float = 60.0
+    #: …as is one that averages fewer bytes/s than this over any such window.
+    body_min_rate: float = 1024.0
     #: ``"module:function"`` with ``process_image``'s signature, run in the worker's
     #: child processes instead of the real pipeline (tests, custom pipelines).
     item_function: str | None = None
@@ -104,7 +112,15 @@ class Settings:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise InvalidOptionsError(name, f"{value!r} is not a whole number >= {minimum}")
-        for name in ("item_timeout", "lease_seconds", "heartbeat_seconds", "poll_seconds"):
+        if not isinstance(self.body_min_rate, (int, float)) or self.body_min_rate < 0:
+            raise InvalidOptionsError("body_min_rate", f"{self.body_min_rate!r} is negative")
+        for name in (
+            "item_timeout",
+            "lease_seconds",
+            "heartbeat_seconds",
+            "poll_seconds",
+            "body_idle_timeout",
+        ):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not value > 0:
                 raise InvalidOptionsError(name, f"{value!r} is not a positive number of seconds")

@@ -11,18 +11,23 @@ needed to act on it, and reads well as ``str(exc)`` in a widget or a JSON body::
      ├── ModelError
      │    ├── UnknownModelError     no such model name
      │    └── ModelNotAvailableError  not installed and could not be fetched
-     ├── IngestError
-     │    ├── NoImagesError         an upload held no usable image
-     │    └── UploadTooLargeError   over a size / count limit
+     ├── IngestError                an upload refused as a whole (``entry``: the input to blame)
+     │    ├── NoImagesError         nothing in it is an image type             (HTTP 415)
+     │    ├── MalformedArchiveError a damaged archive, or one without images   (HTTP 422)
+     │    └── UploadTooLargeError   over a size / count limit, a zip bomb      (HTTP 413)
      └── JobError
           ├── JobNotFoundError
           ├── ItemNotFoundError
           └── JobStateError         operation not allowed in the job's state
 
 Only ``photoproc.server`` maps these to HTTP status codes, in one place.
+:func:`describe_error` is what a user is shown for an exception that is *not*
+one of these (a bug, a library's error): never a traceback or a file path.
 """
 
 from __future__ import annotations
+
+import re
 
 __all__ = [
     "ImageError",
@@ -34,12 +39,14 @@ __all__ = [
     "JobError",
     "JobNotFoundError",
     "JobStateError",
+    "MalformedArchiveError",
     "ModelError",
     "ModelNotAvailableError",
     "NoImagesError",
     "PhotoprocError",
     "UnknownModelError",
     "UploadTooLargeError",
+    "describe_error",
 ]
 
 
@@ -98,15 +105,23 @@ class ModelNotAvailableError(ModelError):
 
 
 class IngestError(PhotoprocError):
-    """An upload or archive was refused as a whole."""
+    """An upload or archive was refused as a whole; ``entry`` names the input to blame."""
+
+    def __init__(self, message: str, *, entry: str | None = None) -> None:
+        self.entry = entry
+        super().__init__(message)
 
 
 class NoImagesError(IngestError):
-    """Nothing in the upload was a usable image."""
+    """Nothing in the upload is of an image type (text, empty files, nested archives…)."""
+
+
+class MalformedArchiveError(IngestError):
+    """A damaged archive, or an upload whose archives hold no image at all."""
 
 
 class UploadTooLargeError(IngestError):
-    """An upload exceeds a configured size or count limit."""
+    """An upload exceeds a configured size or count limit (a zip bomb included)."""
 
 
 class JobError(PhotoprocError):
@@ -134,3 +149,26 @@ class ItemNotFoundError(JobError, KeyError):
 
 class JobStateError(JobError):
     """The operation is not allowed while the job is in its current state."""
+
+
+# A path as it appears in library messages: "/io/opencv/modules/core/src/arithm.cpp:1531",
+# "C:\\build\\x.cpp", "'/data/jobs/…/in/00001-a.jpg'".
+_PATH = re.compile(r"(?<![\w.])(?:[A-Za-z]:)?[\\/][^\s'\"(),;]*")
+
+
+def describe_error(exc: BaseException) -> str:
+    """One plain line for an unexpected exception: its kind and gist, no paths or traceback.
+
+    OpenCV's errors carry the library's build path (``OpenCV(4.14.0)
+    /io/opencv/modules/core/src/arithm.cpp:1531: error: (-209:Sizes of input
+    arguments do not match) …``); their ``err`` attribute holds just the gist.
+    """
+    if isinstance(exc, PhotoprocError):
+        return str(exc) or type(exc).__name__
+    gist = getattr(exc, "err", None) if type(exc).__module__.startswith("cv2") else None
+    text = str(gist or exc).strip().splitlines()
+    message = _PATH.sub("…", text[0] if text else "").strip()
+    kind = "OpenCV error" if gist else type(exc).__name__
+    if len(message) > 200:
+        message = message[:199] + "…"
+    return f"{kind}: {message}" if message else kind

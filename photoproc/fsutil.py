@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import tempfile
-import unicodedata
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["contained", "safe_filename", "write_atomic"]
-
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+__all__ = ["contained", "write_atomic"]
 
 
 def write_atomic(
@@ -52,20 +48,3 @@ def contained(root: str | os.PathLike[str], *parts: str) -> Path:
     if not target.is_relative_to(base):
         raise ValueError(f"path {'/'.join(parts)!r} escapes {base}")
     return target
-
-
-def safe_filename(name: str, *, default: str = "image", max_length: int = 100) -> str:
-    """A portable file name built from a display name: ASCII, no separators, no dot files."""
-    stem = unicodedata.normalize("NFKD", Path(name.replace("\\", "/")).name)
-    stem = stem.encode("ascii", "ignore").decode("ascii")
-    stem = _UNSAFE.sub("_", stem).strip("._-")
-    if not stem:
-        stem = default
-    if len(stem) > max_length:
-        root, dot, ext = stem.rpartition(".")
-        stem = (
-            (root[: max_length - len(ext) - 1] + "." + ext)
-            if dot and len(ext) <= 10
-            else stem[:max_length]
-        )
-    return stem

@@ -24,7 +24,6 @@ import socket
 import sqlite3
 import threading
 import time
-import unicodedata
 import uuid
 import weakref
 import zipfile
@@ -35,16 +34,19 @@ from typing import Any, Literal
 
 from .config import Settings
 from .errors import (
+    IngestError,
     ItemNotFoundError,
     JobNotFoundError,
+    MalformedArchiveError,
     NoImagesError,
     PhotoprocError,
     UploadTooLargeError,
 )
 from .events import EventHub
-from .fsutil import contained, safe_filename
-from .ingest import Skipped, UploadedFile, iter_sources, unique_names
+from .fsutil import contained
+from .ingest import MALFORMED, NOT_IMAGE, TOO_LARGE, Skipped, UploadedFile, iter_sources
 from .jobs import Item, ItemStatus, Job, JobStatus
+from .naming import UniqueStems, ascii_name, clean_path, output_names, output_stem
 from .options import ProcessOptions
 from .store import JobStore, NewItem
 from .worker import Worker
@@ -55,8 +57,6 @@ __all__ = ["PhotoService", "ResultFile"]
 log = logging.getLogger("photoproc.service")
 
 _MEDIA_TYPES = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg"}
-# Characters that some file system or unzip tool refuses in a name.
-_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\]')
 _JOB_DIR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -65,34 +65,12 @@ class ResultFile:
     """One output file of a job, with the name it should be downloaded under."""
 
     item_index: int
-    #: unique within the job, relative, POSIX, safe to extract anywhere ("sub/cat.png").
+    #: unique within the job (case-insensitively), relative, POSIX, safe to extract
+    #: anywhere ("sub/cat.png"): see :mod:`photoproc.naming`.
     name: str
     path: Path
     media_type: str
     size: int
-
-
-def _download_name(item: Item, output: str) -> str:
-    """``sub/cat.jpg`` + ``…/00003-cat_face1.png`` → ``sub/cat_face1.png``.
-
-    The folder part and the stem come from the display name (what the user
-    uploaded), the suffix (``_faceN``, extension) from the stored output.
-    """
-    parts = []
-    for part in item.name.replace("\\", "/").split("/"):
-        part = _UNSAFE_NAME.sub("_", unicodedata.normalize("NFC", part)).strip().rstrip(".")
-        if part not in ("", ".", ".."):
-            parts.append(part)
-    display = PurePosixPath(*parts) if parts else PurePosixPath("image")
-    storage_stem = PurePosixPath(item.storage_name).stem
-    out_name = PurePosixPath(output).name
-    suffix = (
-        out_name[len(storage_stem) :]
-        if out_name.startswith(storage_stem)
-        else PurePosixPath(out_name).suffix
-    )
-    stem = display.stem if display.suffix else display.name
-    return str(display.with_name(f"{stem or 'image'}{suffix}"))
 
 
 class _ZipSink:
@@ -190,8 +168,13 @@ class PhotoService:
 
         Entries that are not processed (not an image, unsafe archive path, too
         big…) become items that are already failed with the reason, so the user
-        sees every input they sent. No image at all raises
-        :class:`~photoproc.errors.NoImagesError` and leaves nothing behind.
+        sees every input they sent. When no image can be staged at all, nothing
+        is left behind and the error says why, naming the input to blame
+        (``entry``): :class:`~photoproc.errors.UploadTooLargeError` for content
+        over a limit (a zip bomb), :class:`~photoproc.errors.MalformedArchiveError`
+        for damaged archives or archives without an image,
+        :class:`~photoproc.errors.NoImagesError` for content of no image type.
+        An archive over its entry or size limit refuses the upload outright.
         """
         self._check_open()
         if not isinstance(options, ProcessOptions):
@@ -201,12 +184,12 @@ class PhotoService:
         job_id = str(uuid.uuid4())
         job_dir = self.settings.jobs_dir / job_id
         items: list[NewItem] = []
-        images = 0
+        images = staged = 0
         skipped: list[Skipped] = []
         try:
             for entry in iter_sources(inputs, limits=self.settings.ingest):
                 index = len(items)
-                storage = f"{index:05d}-{safe_filename(entry.name)}"
+                storage = f"{index:05d}-{ascii_name(entry.name)}"
                 if isinstance(entry, Skipped):
                     skipped.append(entry)
                     items.append(NewItem(entry.name, storage, None, error=entry.reason))
@@ -214,21 +197,21 @@ class PhotoService:
                 images += 1
                 if images > self.settings.max_upload_files:
                     raise UploadTooLargeError(
-                        f"more than {self.settings.max_upload_files:,} images in one job"
+                        f"more than {self.settings.max_upload_files:,} images in one job",
+                        entry=entry.name,
                     )
                 relative = f"jobs/{job_id}/in/{storage}"
                 try:
                     entry.save(self.data_dir / relative)
                 except PhotoprocError as exc:  # over a limit, corrupt entry: that item only
+                    kind = TOO_LARGE if isinstance(exc, UploadTooLargeError) else MALFORMED
+                    skipped.append(Skipped(entry.name, str(exc), kind))
                     items.append(NewItem(entry.name, storage, None, error=str(exc)))
                     continue
+                staged += 1
                 items.append(NewItem(entry.name, storage, relative))
-            if images == 0:
-                reasons = "; ".join(str(s) for s in skipped[:5])
-                more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
-                raise NoImagesError(
-                    "no image found in the upload" + (f": {reasons}{more}" if reasons else "")
-                )
+            if staged == 0:
+                raise _refusal(skipped)
             job = self.store.create_job(
                 options=options.to_dict(), source=source, items=items, job_id=job_id
             )
@@ -324,33 +307,38 @@ class PhotoService:
 
     def results(self, job_id: str) -> list[ResultFile]:
         """The output files of the job's finished items, in item order, with unique
-        download names (``sub/cat.png``, ``cat (2).png`` for a second ``cat.jpg``).
-        Only files recorded by a finished item are listed: a half-written
-        temporary file is never among them."""
-        found: list[tuple[int, str, Path, int]] = []
-        for item in self.store.get_items(job_id):
+        download names (``sub/cat.png``, ``cat (2).png`` for a second ``cat.jpg``,
+        ``cat_face1.png``… for the faces of one photo; see :mod:`photoproc.naming`).
+        Every item of the job holds its name, finished or not, so a name never
+        changes once given. Only files recorded by a finished item are listed: a
+        half-written temporary file is never among them."""
+        items = self.store.get_items(job_id)
+        wanted = [output_stem(clean_path(item.name)) for item in items]
+        stems = UniqueStems(reserved=wanted)
+        found: list[ResultFile] = []
+        for item, want in zip(items, wanted, strict=True):
+            stem = stems.claim(want)
             if item.status is not ItemStatus.DONE:
                 continue
-            for output in item.outputs:
+            names = output_names(stem, [PurePosixPath(o).suffix for o in item.outputs])
+            for output, name in zip(item.outputs, names, strict=True):
                 try:
                     path = contained(self.data_dir, output)
                     size = path.stat().st_size
                 except (ValueError, OSError):
                     continue
-                found.append((item.index, _download_name(item, output), path, size))
-        names = unique_names(name for _, name, _, _ in found)
-        return [
-            ResultFile(
-                item_index=index,
-                name=name,
-                path=path,
-                media_type=_MEDIA_TYPES.get(path.suffix.lower())
-                or mimetypes.guess_type(path.name)[0]
-                or "application/octet-stream",
-                size=size,
-            )
-            for (index, _, path, size), name in zip(found, names, strict=True)
-        ]
+                found.append(
+                    ResultFile(
+                        item_index=item.index,
+                        name=name,
+                        path=path,
+                        media_type=_MEDIA_TYPES.get(path.suffix.lower())
+                        or mimetypes.guess_type(path.name)[0]
+                        or "application/octet-stream",
+                        size=size,
+                    )
+                )
+        return found
 
     def results_zip(self, job_id: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
         """The results as a ZIP, produced piece by piece (stored, not deflated:
@@ -520,6 +508,27 @@ class PhotoService:
 
     def __repr__(self) -> str:
         return f"PhotoService({str(self.data_dir)!r})"
+
+
+def _refusal(skipped: list[Skipped]) -> IngestError:
+    """Why an upload with no usable image is refused: the most serious cause wins —
+    over a limit (413), then a damaged archive or one without an image (422), then
+    content of no image type (415) — naming the entry to blame and the first reasons."""
+
+    def rank(s: Skipped) -> int:
+        if s.kind == TOO_LARGE:
+            return 2
+        return 1 if s.kind == MALFORMED or (s.kind == NOT_IMAGE and s.archive) else 0
+
+    reasons = "; ".join(str(s) for s in skipped[:5])
+    more = f" (and {len(skipped) - 5} more)" if len(skipped) > 5 else ""
+    message = "no image found in the upload" + (f": {reasons}{more}" if reasons else "")
+    worst = max(skipped, key=rank, default=None)
+    if worst is None:
+        return NoImagesError(message)
+    kind = (NoImagesError, MalformedArchiveError, UploadTooLargeError)[rank(worst)]
+    entry = worst.archive if rank(worst) == 1 and worst.kind == NOT_IMAGE else worst.name
+    return kind(message, entry=entry)
 
 
 def _pid_alive(pid: object) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import io
 import os
-import time
 import tracemalloc
 import warnings
 import zipfile
@@ -25,13 +24,17 @@ from support.archives import (
 from photoproc.errors import InvalidImageError, InvalidOptionsError, UploadTooLargeError
 from photoproc.fsutil import contained
 from photoproc.ingest import (
+    MALFORMED,
+    NOT_IMAGE,
+    TOO_LARGE,
     IngestLimits,
     Skipped,
     Source,
     UploadedFile,
     iter_sources,
-    unique_names,
 )
+from photoproc.ingest.names import HIDDEN_REASON
+from photoproc.naming import UniqueStems, output_stem
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -257,7 +260,12 @@ def test_uploads_of_every_kind(tmp_path):
         ("/abs/a.jpg", "abs/a.jpg"),
         ("C:\\Users\\me\\a.jpg", "Users/me/a.jpg"),
         ("./a//b/./c.jpg", "a/b/c.jpg"),
-        ("bad\x00name\n.jpg", "bad_name_.jpg"),
+        ("bad\x00name\n.jpg", "badname.jpg"),
+        ("pic\u202egpj.exe", "picgpj.exe"),
+        ("CON.jpg", "_CON.jpg"),
+        ("dir/nul.tar.gz", "dir/_nul.tar.gz"),
+        ("x" * 300 + ".jpg", "x" * 251 + ".jpg"),
+        ("Cafe\u0301.jpg", "Caf\u00e9.jpg"),
         ("..", "upload"),
     ],
 )
@@ -284,7 +292,7 @@ def test_client_sent_names_are_cleaned(sent, name):
 def test_zip_slip_entries_are_skipped_and_nothing_escapes(tmp_path, entry, reason):
     archive = write(tmp_path / "evil.zip", zip_bytes([(entry, JPG), ("fine.jpg", JPG)]))
     sources, skipped = run([archive])
-    assert skipped == [Skipped("evil.zip", reason)]
+    assert skipped == [Skipped("evil.zip", reason, MALFORMED, archive="evil.zip")]
     assert names(sources) == ["evil/fine.jpg"]
     dest = tmp_path / "out"
     before = files_under(tmp_path)
@@ -296,21 +304,21 @@ def test_zip_slip_entries_are_skipped_and_nothing_escapes(tmp_path, entry, reaso
 def test_symlink_entries_are_skipped(tmp_path):
     data = zip_with_symlink("link.jpg", "/etc/passwd", {"ok.jpg": JPG})
     sources, skipped = run([("links.zip", data)])
-    assert skipped == [Skipped("links/link.jpg", "symlink")]
+    assert skipped == [Skipped("links/link.jpg", "symlink", MALFORMED, "links.zip")]
     assert names(sources) == ["links/ok.jpg"]
 
 
 def test_encrypted_entries_are_skipped(tmp_path):
     data = patch_entry(zip_bytes({"locked.jpg": JPG, "open.jpg": JPG}), "locked.jpg", set_flags=1)
     sources, skipped = run([("enc.zip", data)])
-    assert skipped == [Skipped("enc/locked.jpg", "encrypted entry")]
+    assert skipped == [Skipped("enc/locked.jpg", "encrypted entry", MALFORMED, "enc.zip")]
     assert names(sources) == ["enc/open.jpg"]
 
 
 def test_nested_archives_are_skipped_not_opened():
     inner = zip_bytes({"deep.jpg": JPG})
     sources, skipped = run([("outer.zip", zip_bytes({"inner.zip": inner, "top.jpg": JPG}))])
-    assert skipped == [Skipped("outer/inner.zip", "nested archive")]
+    assert skipped == [Skipped("outer/inner.zip", "nested archive", NOT_IMAGE, "outer.zip")]
     assert names(sources) == ["outer/top.jpg"]
 
 
@@ -333,7 +341,7 @@ def test_junk_and_directory_entries_are_ignored_entirely():
 def test_an_archive_of_nothing_says_so():
     assert run([("empty.zip", zip_bytes({"__MACOSX/": b"", "d/": b""}))]) == (
         [],
-        [Skipped("empty.zip", "no files in the archive")],
+        [Skipped("empty.zip", "no files in the archive", MALFORMED)],
     )
 
 
@@ -342,7 +350,13 @@ def test_duplicate_entries_stay_distinct_sources():
     sources, _ = run([("dup.zip", data), ("a.jpg", JPG)])
     assert names(sources) == ["dup/a.jpg", "dup/a.jpg", "dup/A.jpg", "a.jpg"]
     assert [s.read() for s in sources[:2]] == [JPG, PNG]
-    assert unique_names(names(sources)) == ["dup/a.jpg", "dup/a (2).jpg", "dup/A (3).jpg", "a.jpg"]
+    stems = UniqueStems()
+    assert [stems.claim(output_stem(n)) for n in names(sources)] == [
+        "dup/a",
+        "dup/a (2)",
+        "dup/A (3)",
+        "a",
+    ]
 
 
 def test_utf8_names_without_the_utf8_flag_are_repaired():
@@ -397,8 +411,9 @@ def test_a_damaged_entry_fails_its_read_with_an_image_error(tmp_path):
 
 def test_a_bomb_with_honest_sizes_is_stopped_while_inflating(tmp_path):
     data = bomb_zip(64 << 20, extra=[("ok.jpg", JPG)])
-    # The ratio must stop each read at 250 x ~64 KiB compressed: two reads stay under 40 MiB.
-    limits = IngestLimits(max_total_bytes=40 << 20)
+    # The ratio must stop each read at 250 x ~64 KiB compressed (the declared 64 MiB
+    # pass the archive's total of 80 MiB).
+    limits = IngestLimits(max_total_bytes=80 << 20)
     sources, skipped = run([("bomb.zip", data)], limits=limits)
     assert (names(sources), skipped) == (["bomb/bomb.png", "bomb/ok.jpg"], [])
     with pytest.raises(UploadTooLargeError, match="inflates more than 250 times"):
@@ -440,44 +455,48 @@ def test_an_entry_declaring_more_than_the_limit_is_not_read():
     data = zip_bytes({"big.png": PNG_SIGNATURE + os.urandom(20_000), "small.jpg": JPG})
     sources, skipped = run([("z.zip", data)], limits=limits)
     assert names(sources) == ["z/small.jpg"]
-    assert skipped == [Skipped("z/big.png", "too large (20,008 bytes; the limit is 10,000)")]
+    assert skipped == [
+        Skipped("z/big.png", "too large (20,008 bytes; the limit is 10,000)", TOO_LARGE, "z.zip")
+    ]
 
 
-def test_the_archive_total_is_counted_across_entries():
-    blobs = [PNG_SIGNATURE + os.urandom(40_000) for _ in range(5)]
+def test_the_archive_total_counts_the_bytes_actually_inflated():
+    # The declared 80,032 bytes pass the limit, but every read counts: a re-read crosses it.
+    blobs = [PNG_SIGNATURE + os.urandom(40_000) for _ in range(2)]
     data = zip_bytes([(f"{i}.png", b) for i, b in enumerate(blobs)])
-    limits = IngestLimits(max_total_bytes=100_000)
-    seen, failures = [], []
-    for item in iter_sources([("big.zip", data)], limits=limits):
-        if isinstance(item, Skipped):
-            seen.append(item)
-            continue
-        try:
-            assert item.read() == blobs[int(item.name[4])]
-            seen.append(item.name)
-        except UploadTooLargeError as exc:
-            failures.append(str(exc))
-    assert seen[:2] == ["big/0.png", "big/1.png"]
-    assert failures == [
-        "big/2.png: archive big.zip inflates to more than 100,000 bytes in all",
-    ]
-    assert seen[2:] == [
-        Skipped("big.zip", "size limit (100,000 bytes inflated) reached; 2 more entries not read")
-    ]
-
-
-def test_twenty_thousand_entries_stop_at_the_entry_limit_quickly():
-    data = many_entries_zip(20_000)
-    started = time.perf_counter()
-    sources, skipped = run([("many.zip", data)])
-    elapsed = time.perf_counter() - started
-    assert sources == []
-    assert len(skipped) == 10_001
-    assert skipped[-1] == Skipped(
-        "many.zip", "entry limit (10000) reached; 10000 more entries not read"
+    sources, skipped = run([("big.zip", data)], limits=IngestLimits(max_total_bytes=100_000))
+    assert skipped == []
+    assert [s.read() for s in sources] == blobs
+    with pytest.raises(UploadTooLargeError) as caught:
+        sources[0].read()
+    assert (
+        str(caught.value) == "big/0.png: archive big.zip inflates to more than 100,000 bytes in all"
     )
-    assert {s.reason for s in skipped[:-1]} == {"not an image"}
-    assert elapsed < 5, f"{elapsed:.1f} s for 20,000 entries"
+
+
+def test_an_archive_over_the_entry_limit_is_refused_before_any_entry_is_read(monkeypatch):
+    # The count comes from the central directory: not one entry may be opened.
+    data = many_entries_zip(20_000)
+    opened = []
+    monkeypatch.setattr(zipfile.ZipFile, "open", lambda *a, **k: opened.append(a))
+    with pytest.raises(UploadTooLargeError) as caught:
+        run([("ok.jpg", JPG), ("many.zip", data)])
+    assert str(caught.value) == "many.zip: 20,000 files in the archive, over the limit of 10,000"
+    assert caught.value.entry == "many.zip"
+    assert opened == []
+    monkeypatch.undo()
+    # At the limit exactly, the archive is read.
+    sources, skipped = run(
+        [("many.zip", many_entries_zip(30))], limits=IngestLimits(max_entries=30)
+    )
+    assert len(skipped) == 30 and sources == []
+
+
+def test_an_archive_declaring_more_than_the_total_limit_is_refused_before_reading():
+    blobs = [PNG_SIGNATURE + bytes(60_000) for _ in range(2)]
+    data = zip_bytes([(f"{i}.png", b) for i, b in enumerate(blobs)])
+    with pytest.raises(UploadTooLargeError, match=r"declare 120,016 bytes, over the limit"):
+        run([("big.zip", data)], limits=IngestLimits(max_total_bytes=100_000))
 
 
 def test_the_file_limit_skips_the_rest_with_one_reason(tmp_path):
@@ -485,7 +504,7 @@ def test_the_file_limit_skips_the_rest_with_one_reason(tmp_path):
     sources, skipped = run(inputs, limits=IngestLimits(max_files=2))
     assert names(sources) == ["a.jpg", "z/b.jpg"]
     assert skipped == [
-        Skipped("z/c.jpg", "file limit (2) reached; the rest of the input was not read")
+        Skipped("z/c.jpg", "file limit (2) reached; the rest of the input was not read", TOO_LARGE)
     ]
 
 
@@ -529,18 +548,32 @@ def test_sources_outlive_the_walk_and_leak_no_file_handles(tmp_path):
     assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
-# --- unique_names --------------------------------------------------------------------------
+# --- hidden names: one rule --------------------------------------------------------------
 
 
-def test_unique_names_is_stable_and_keeps_unique_names():
-    assert unique_names(["a.png", "b.png", "a.png", "A.PNG", "a (2).png", "x", "x"]) == [
-        "a.png",
-        "b.png",
-        "a (3).png",
-        "A (4).PNG",
-        "a (2).png",
-        "x",
-        "x (2)",
+def test_names_starting_with_a_dot_are_never_processed_wherever_they_come_from(tmp_path):
+    archive = zip_bytes({"...": JPG, "....jpg": JPG, ".x/y.jpg": JPG, "ok.jpg": JPG})
+    folder = tmp_path / "folder"
+    write(folder / "....jpg", JPG)
+    write(folder / "fine.jpg", JPG)
+    hidden_path = write(tmp_path / ".named.jpg", JPG)
+    inputs = [
+        ("pack.zip", archive),
+        ("...", JPG),
+        ("....jpg", JPG),
+        UploadedFile("dir/.DS_Store", write(tmp_path / "up.part", b"Bud1")),
+        ("sub/.git/z.jpg", JPG),
+        ("ok.jpg", JPG),
+        folder,
+        hidden_path,
     ]
-    assert unique_names(["d/a.tar.gz", "d/a.tar.gz"]) == ["d/a.tar.gz", "d/a.tar (2).gz"]
-    assert unique_names([]) == []
+    sources, skipped = run(inputs)
+    # In an archive or a folder: passed over silently. Sent or named directly: listed.
+    assert names(sources) == ["pack/ok.jpg", "ok.jpg", "fine.jpg"]
+    assert skipped == [
+        Skipped("_", HIDDEN_REASON),
+        Skipped("_jpg", HIDDEN_REASON),
+        Skipped("dir/_DS_Store", HIDDEN_REASON),
+        Skipped("sub/_git/z.jpg", HIDDEN_REASON),
+        Skipped("_named.jpg", HIDDEN_REASON),
+    ]

@@ -9,13 +9,21 @@ zip bombs, endless archives, FIFOs and links out of a folder.
 
     ingest/
       sources.py    IngestLimits, Source, Skipped, UploadedFile (reading with limits)
-      names.py      name cleaning, zip-slip rules, junk names, unique_names
+      names.py      zip-slip rules, hidden files and OS junk (the naming rule: photoproc.naming)
       archives.py   ZIP entries → sources, bomb metering
       inputs.py     iter_sources: paths, folder walks, uploads, type sniffing
 """
 
 from .inputs import iter_sources
-from .names import unique_names
-from .sources import IngestLimits, Skipped, Source, UploadedFile
+from .sources import MALFORMED, NOT_IMAGE, TOO_LARGE, IngestLimits, Skipped, Source, UploadedFile
 
-__all__ = ["IngestLimits", "Skipped", "Source", "UploadedFile", "iter_sources", "unique_names"]
+__all__ = [
+    "MALFORMED",
+    "NOT_IMAGE",
+    "TOO_LARGE",
+    "IngestLimits",
+    "Skipped",
+    "Source",
+    "UploadedFile",
+    "iter_sources",
+]

@@ -21,8 +21,9 @@ from typing import BinaryIO
 from zipfile import BadZipFile, ZipFile, ZipInfo
 
 from ..errors import InvalidImageError, UploadTooLargeError
-from .names import entry_parts, entry_problem, is_ignored
-from .sources import IngestLimits, Skipped, Source
+from ..naming import clean_path
+from .names import entry_problem, hidden_part
+from .sources import MALFORMED, NOT_IMAGE, TOO_LARGE, IngestLimits, Skipped, Source
 
 __all__ = ["Archive", "iter_archive"]
 
@@ -141,30 +142,43 @@ def iter_archive(
     sniff: Callable[[bytes], str | None],
     head_bytes: int,
 ) -> Iterator[Source | Skipped]:
-    """The entries of ``archive`` as ``<stem>/<entry>`` sources, in archive order."""
+    """The entries of ``archive`` as ``<stem>/<entry>`` sources, in archive order.
+
+    Raises :class:`UploadTooLargeError` before reading any entry when the central
+    directory lists more than ``max_entries`` files, or declares more than
+    ``max_total_bytes`` for them: the upload is refused as a whole rather than
+    half-read. Hidden and junk entries (see :mod:`.names`) are passed over.
+    """
     try:
         zf = archive.zipfile()
     except (*_CORRUPT, OSError) as exc:
-        yield Skipped(archive.name, f"corrupt archive: {exc}")
+        yield Skipped(archive.name, f"corrupt archive: {_plain(exc)}", MALFORMED)
         return
     limits = archive.limits
     try:
         infos = [i for i in zf.infolist() if not i.is_dir() and not _ignored(i.filename)]
+        if len(infos) > limits.max_entries:
+            raise UploadTooLargeError(
+                f"{archive.name}: {len(infos):,} files in the archive, over the limit of "
+                f"{limits.max_entries:,}",
+                entry=archive.name,
+            )
+        declared = sum(i.file_size for i in infos)
+        if declared > limits.max_total_bytes:
+            raise UploadTooLargeError(
+                f"{archive.name}: its files declare {declared:,} bytes, over the limit of "
+                f"{limits.max_total_bytes:,} inflated bytes per archive",
+                entry=archive.name,
+            )
         if not infos:
-            yield Skipped(archive.name, "no files in the archive")
+            yield Skipped(archive.name, "no files in the archive", MALFORMED)
         for index, info in enumerate(infos):
-            if index == limits.max_entries:
-                yield Skipped(
-                    archive.name,
-                    f"entry limit ({limits.max_entries}) reached; "
-                    f"{len(infos) - index} more entries not read",
-                )
-                return
-            if archive.exhausted:
+            if archive.exhausted:  # the entries lied about their sizes
                 yield Skipped(
                     archive.name,
                     f"size limit ({limits.max_total_bytes:,} bytes inflated) reached; "
                     f"{len(infos) - index} more entries not read",
+                    TOO_LARGE,
                 )
                 return
             yield _entry(archive, info, stem, sniff, head_bytes)
@@ -173,10 +187,13 @@ def iter_archive(
 
 
 def _ignored(raw: str) -> bool:
-    """Junk is dropped silently — but never a hostile name, which must show as skipped."""
-    if entry_problem(raw):
-        return False
-    return any(is_ignored(p) for p in raw.replace("\\", "/").split("/") if p)
+    """Hidden and junk entries are passed over silently — but never a hostile name, which
+    must show as skipped."""
+    return entry_problem(raw) is None and hidden_part(raw) is not None
+
+
+def _plain(exc: BaseException) -> str:
+    return str(exc) if not isinstance(exc, OSError) else (exc.strerror or type(exc).__name__)
 
 
 def _entry(
@@ -187,19 +204,24 @@ def _entry(
     head_bytes: int,
 ) -> Source | Skipped:
     raw = entry_name(info)
+
+    def skip(name: str, reason: str, kind: str = MALFORMED) -> Skipped:
+        return Skipped(name, reason, kind, archive=archive.name)
+
     problem = entry_problem(raw)
     if problem:
-        return Skipped(archive.name, problem)
-    name = "/".join([stem, *entry_parts(raw)])
+        return skip(archive.name, problem)
+    name = clean_path(f"{stem}/{raw}")
     if stat.S_ISLNK(info.external_attr >> 16):
-        return Skipped(name, "symlink")
+        return skip(name, "symlink")
     if info.flag_bits & _FLAG_ENCRYPTED:
-        return Skipped(name, "encrypted entry")
+        return skip(name, "encrypted entry")
     limits = archive.limits
     if info.file_size > limits.max_file_bytes:
-        return Skipped(
+        return skip(
             name,
             f"too large ({info.file_size:,} bytes; the limit is {limits.max_file_bytes:,})",
+            TOO_LARGE,
         )
     source = Source(
         name,
@@ -211,19 +233,19 @@ def _entry(
     try:
         head = source.head(head_bytes)
     except UploadTooLargeError as exc:
-        return Skipped(name, str(exc))
+        return skip(name, str(exc), TOO_LARGE)
     except InvalidImageError as exc:
-        return Skipped(name, f"corrupt entry: {exc.__cause__ or exc}")
+        return skip(name, f"corrupt entry: {exc.__cause__ or exc}")
     except NotImplementedError as exc:  # Deflate64, AES, …: raised by ZipFile.open
-        return Skipped(name, f"unsupported entry ({exc})")
+        return skip(name, f"unsupported entry ({exc})")
     except (*_CORRUPT, OSError) as exc:  # raised by ZipFile.open, before any read
-        return Skipped(name, f"corrupt entry: {exc}")
+        return skip(name, f"corrupt entry: {_plain(exc)}")
     source.format = sniff(head)
     if source.format is not None:
         return source
     if is_zip(head):
-        return Skipped(name, "nested archive")
-    return Skipped(name, "empty file" if not head else "not an image")
+        return skip(name, "nested archive", NOT_IMAGE)
+    return skip(name, "empty file" if not head else "not an image", NOT_IMAGE)
 
 
 def is_zip(head: bytes) -> bool:

@@ -19,9 +19,19 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ..errors import UploadTooLargeError
+from ..naming import clean_component, clean_path
 from .archives import Archive, is_zip, iter_archive
-from .names import archive_stem, clean_part, clean_relpath, is_ignored
-from .sources import CHUNK_BYTES, IngestLimits, Opener, Skipped, Source, UploadedFile
+from .names import HIDDEN_REASON, archive_stem, hidden_part, is_ignored
+from .sources import (
+    CHUNK_BYTES,
+    NOT_IMAGE,
+    TOO_LARGE,
+    IngestLimits,
+    Opener,
+    Skipped,
+    Source,
+    UploadedFile,
+)
 
 __all__ = ["DEFAULT_LIMITS", "iter_sources"]
 
@@ -51,12 +61,15 @@ def iter_sources(
 
     ``inputs`` holds paths (a file, a folder walked recursively in sorted order, a
     ZIP), ``(name, bytes)``, ``(name, binary file object)`` and
-    :class:`UploadedFile` values. Names: a file → ``"a.jpg"``; in a folder →
-    relative to it (``"sub/b.jpg"``); in a ZIP ``x.zip`` → ``"x/<entry>"`` (under
-    its folder path when found in a folder). Duplicate names are kept (see
-    :func:`unique_names`). Beyond ``limits.max_files`` images the rest is
-    skipped with one reason and not read. Nothing is read in full here: only
-    a few KiB per file, to sniff its type.
+    :class:`UploadedFile` values. Names (clean, see :mod:`photoproc.naming`): a
+    file → ``"a.jpg"``; in a folder → relative to it (``"sub/b.jpg"``); in a ZIP
+    ``x.zip`` → ``"x/<entry>"`` (under its folder path when found in a folder).
+    Duplicate names are kept (outputs are made unique by
+    :class:`~photoproc.naming.UniqueStems`). Hidden names: see :mod:`.names`.
+    Beyond ``limits.max_files`` images the rest is skipped with one reason and
+    not read. Nothing is read in full here: only a few KiB per file, to sniff
+    its type. An archive over its limits raises
+    :class:`~photoproc.errors.UploadTooLargeError` before any of it is read.
     """
     from ..pipeline.decode import sniff_format  # the pipeline is heavy; ingest alone is not
 
@@ -73,6 +86,7 @@ def iter_sources(
                             result.name,
                             f"file limit ({limits.max_files}) reached; "
                             "the rest of the input was not read",
+                            TOO_LARGE,
                         )
                         return
                     count += 1
@@ -83,10 +97,16 @@ def _iter_input(item: object, ctx: _Context) -> Iterator[Source | Skipped]:
     if isinstance(item, (str, os.PathLike)):
         yield from _iter_path(Path(item), ctx)
     elif isinstance(item, UploadedFile):
-        yield from _iter_file(clean_relpath(item.name), *_on_disk(item.path), ctx)
+        name = clean_path(item.name, default="upload")
+        if hidden_part(item.name):
+            yield Skipped(name, HIDDEN_REASON)
+        else:
+            yield from _iter_file(name, *_on_disk(item.path), ctx)
     elif isinstance(item, tuple) and len(item) == 2 and isinstance(item[0], str):
-        name, data = clean_relpath(item[0]), item[1]
-        if isinstance(data, (bytes, bytearray, memoryview)):
+        name, data = clean_path(item[0], default="upload"), item[1]
+        if hidden_part(item[0]):
+            yield Skipped(name, HIDDEN_REASON)
+        elif isinstance(data, (bytes, bytearray, memoryview)):
             data = bytes(data)
             yield from _iter_file(name, lambda: io.BytesIO(data), lambda: io.BytesIO(data), ctx)
         elif callable(getattr(data, "read", None)):
@@ -103,8 +123,10 @@ def _iter_input(item: object, ctx: _Context) -> Iterator[Source | Skipped]:
 def _iter_path(path: Path, ctx: _Context) -> Iterator[Source | Skipped]:
     if path.is_dir():
         yield from _walk(path, path.resolve(), "", ctx)
+    elif path.is_file() and is_ignored(path.name):
+        yield Skipped(clean_component(path.name), HIDDEN_REASON)
     elif path.is_file():
-        yield from _iter_file(clean_part(path.name), *_on_disk(path), ctx)
+        yield from _iter_file(clean_component(path.name), *_on_disk(path), ctx)
     elif path.exists():
         yield Skipped(str(path), "not a regular file")
     else:
@@ -122,12 +144,12 @@ def _walk(folder: Path, base: Path, prefix: str, ctx: _Context) -> Iterator[Sour
         with os.scandir(folder) as scan:
             entries = sorted(scan, key=lambda e: e.name)
     except OSError as exc:
-        yield Skipped(prefix.rstrip("/") or str(folder), f"unreadable folder ({exc})")
+        yield Skipped(prefix.rstrip("/") or str(folder), f"unreadable folder ({exc.strerror})")
         return
     for entry in entries:
         if is_ignored(entry.name):
             continue
-        name = prefix + clean_part(entry.name)
+        name = clean_path(prefix + clean_component(entry.name))
         path = Path(entry.path)
         try:
             if entry.is_symlink():
@@ -149,7 +171,7 @@ def _walk(folder: Path, base: Path, prefix: str, ctx: _Context) -> Iterator[Sour
             else:
                 regular = entry.is_file(follow_symlinks=False)
         except OSError as exc:
-            yield Skipped(name, f"unreadable ({exc})")
+            yield Skipped(name, f"unreadable ({exc.strerror})")
             continue
         if not regular:  # a FIFO would block the reader, a device never ends
             yield Skipped(name, "not a regular file")
@@ -182,7 +204,7 @@ def _iter_stream(
     while chunk := stream.read(CHUNK_BYTES):
         size += len(chunk)
         if size > cap:
-            yield Skipped(name, f"larger than the limit of {cap:,} bytes")
+            yield Skipped(name, f"larger than the limit of {cap:,} bytes", TOO_LARGE)
             return
         spool.file.write(chunk)
     spool.file.seek(0)
@@ -210,10 +232,10 @@ def _iter_file(
     try:
         head = source.head(HEAD_BYTES)
     except OSError as exc:
-        yield Skipped(name, f"unreadable ({exc})")
+        yield Skipped(name, f"unreadable ({exc.strerror})")
         return
     except UploadTooLargeError as exc:  # limits smaller than a head: odd, but honoured
-        yield Skipped(name, str(exc))
+        yield Skipped(name, str(exc), TOO_LARGE)
         return
     source.format = ctx.sniff(head)
     if source.format is not None:
@@ -225,4 +247,4 @@ def _iter_file(
             archive = Archive(name, zip_file, ctx.limits)
             yield from iter_archive(archive, archive_stem(name), ctx.sniff, HEAD_BYTES)
     else:
-        yield Skipped(name, "empty file" if not head else "not an image")
+        yield Skipped(name, "empty file" if not head else "not an image", NOT_IMAGE)

@@ -1,54 +1,46 @@
-"""Display names of ingested files: cleaning, refusal rules, junk and de-duplication.
+"""Which names ingest refuses or ignores: zip-slip rules, hidden files and OS junk.
 
-A source's name becomes a relative output path in the CLI and a storage name in
-the service, so every name leaving this package is a POSIX relative path with no
-``..``, no empty or ``.`` parts, no leading ``/``, no drive and no control
-characters. Names that *arrive* hostile inside an archive are refused (the entry
-is skipped, so a zip-slip attempt is visible); names sent by a client are cleaned,
-because browsers and HTTP clients legitimately send ``C:\\...`` or ``dir/a.jpg``.
+Every name leaving this package follows :mod:`photoproc.naming` (a clean
+relative POSIX path). Names that *arrive* hostile inside an archive are refused
+(the entry is skipped, so a zip-slip attempt is visible); names sent by a client
+are cleaned, because browsers and HTTP clients legitimately send ``C:\\...`` or
+``dir/a.jpg``.
+
+Hidden names — one rule wherever a name comes from: a file whose name, or the
+name of a folder it is in, starts with a dot (``.DS_Store``, ``._a.jpg``,
+``.git/``, ``...``, ``....jpg``), and the junk operating systems leave beside
+photos (``Thumbs.db``, ``__MACOSX/``…), is never processed. Inside a folder or
+an archive it is passed over silently; a file sent or named directly is listed
+as skipped with the reason, so nothing a user picked disappears without a word.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
-from collections.abc import Iterable
 
-__all__ = [
-    "archive_stem",
-    "clean_part",
-    "clean_relpath",
-    "entry_parts",
-    "entry_problem",
-    "is_ignored",
-    "unique_names",
-]
+__all__ = ["HIDDEN_REASON", "archive_stem", "entry_problem", "hidden_part", "is_ignored"]
 
 #: files that operating systems drop next to photos; never images, never worth a warning.
 JUNK_NAMES = frozenset({"__macosx", "thumbs.db", "ehthumbs.db", "desktop.ini", "icon\r"})
+HIDDEN_REASON = "hidden or system file (its name starts with a dot, or is OS junk)"
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
 
 def is_ignored(part: str) -> bool:
-    """Hidden files and folders (``.DS_Store``, ``._a.jpg``, ``.git``) and OS junk."""
-    if part in (".", ".."):  # path syntax, judged by entry_problem, not junk
+    """A hidden name (starts with a dot) or OS junk; ``.`` and ``..`` are path syntax."""
+    if part in (".", ".."):  # judged by entry_problem / removed by cleaning, not junk
         return False
     return part.startswith(".") or part.lower() in JUNK_NAMES
 
 
-def clean_part(part: str) -> str:
-    """One path component, safe on every file system we write to."""
-    # A backslash is an ordinary character on POSIX but a separator on Windows.
-    return _CONTROL.sub("_", part).replace("\\", "_")
-
-
-def clean_relpath(raw: str, *, default: str = "upload") -> str:
-    """A client-sent name as a relative POSIX path: drive, root, ``.`` and ``..`` removed."""
-    path = _DRIVE.sub("", raw.replace("\\", "/"))
-    parts = [clean_part(p) for p in path.split("/") if p not in ("", ".", "..")]
-    return "/".join(parts) or default
+def hidden_part(raw: str) -> str | None:
+    """The first hidden or junk component of a raw name (``\\`` separates too), if any."""
+    for part in raw.replace("\\", "/").split("/"):
+        if part and is_ignored(part):
+            return part
+    return None
 
 
 def entry_problem(raw: str) -> str | None:
@@ -67,46 +59,8 @@ def entry_problem(raw: str) -> str | None:
     return None
 
 
-def entry_parts(raw: str) -> list[str]:
-    """The components of a safe entry name, empty and ``.`` parts dropped."""
-    return [clean_part(p) for p in raw.replace("\\", "/").split("/") if p not in ("", ".")]
-
-
 def archive_stem(name: str) -> str:
     """``"sub/x.zip"`` → ``"sub/x"``: the folder an archive's entries are named under."""
     head, base = posixpath.split(name)
     stem = base[:-4] if base.lower().endswith(".zip") else posixpath.splitext(base)[0]
     return posixpath.join(head, stem or "archive")
-
-
-def unique_names(names: Iterable[str]) -> list[str]:
-    """Stable de-duplication: ``a.png, a.png`` → ``a.png, a (2).png``.
-
-    Names are compared case-insensitively so that the results are distinct on
-    macOS and Windows file systems too. A name that is unique keeps its
-    spelling even if it comes after a duplicate that could have taken it
-    (``a.png, a.png, a (2).png`` → ``a.png, a (3).png, a (2).png``).
-    """
-    names = list(names)
-    taken = {n.casefold() for n in names}
-    used: set[str] = set()
-    next_serial: dict[str, int] = {}
-    result = []
-    for name in names:
-        key = name.casefold()
-        if key not in used:
-            used.add(key)
-            result.append(name)
-            continue
-        head, base = posixpath.split(name)
-        stem, ext = posixpath.splitext(base)
-        serial = next_serial.get(key, 2)
-        while True:
-            candidate = posixpath.join(head, f"{stem} ({serial}){ext}")
-            serial += 1
-            if candidate.casefold() not in taken and candidate.casefold() not in used:
-                break
-        next_serial[key] = serial
-        used.add(candidate.casefold())
-        result.append(candidate)
-    return result

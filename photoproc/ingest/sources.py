@@ -20,7 +20,16 @@ from typing import BinaryIO
 from ..errors import InvalidOptionsError, UploadTooLargeError
 from ..fsutil import write_atomic
 
-__all__ = ["CHUNK_BYTES", "IngestLimits", "Skipped", "Source", "UploadedFile"]
+__all__ = [
+    "CHUNK_BYTES",
+    "MALFORMED",
+    "NOT_IMAGE",
+    "TOO_LARGE",
+    "IngestLimits",
+    "Skipped",
+    "Source",
+    "UploadedFile",
+]
 
 #: read size when streaming; big enough to amortise calls, small enough to bound memory.
 CHUNK_BYTES = 1 << 20
@@ -29,6 +38,15 @@ CHUNK_BYTES = 1 << 20
 Opener = Callable[[], "contextlib.AbstractContextManager[BinaryIO]"]
 #: called with (bytes just read, bytes read so far); raises to stop the read.
 Meter = Callable[[int, int], None]
+
+# What a skipped input says about an upload in which nothing could be used — the
+# cause an upload is refused for (HTTP 413, 422 and 415; see PhotoService.submit).
+#: over a limit: too big, a zip bomb, too many files.
+TOO_LARGE = "too_large"
+#: a damaged archive or entry, or one that cannot be read safely (zip slip, encrypted).
+MALFORMED = "malformed"
+#: not of an image type (text, an empty file, a nested archive, a hidden file).
+NOT_IMAGE = "not_image"
 
 
 @dataclass(frozen=True)
@@ -41,11 +59,12 @@ class IngestLimits:
 
     #: images per upload/job; beyond it the rest is skipped with one reason.
     max_files: int = 10_000
-    #: entries read from one archive; beyond it the rest is skipped, not read.
+    #: files in one archive, counted in its central directory: more refuses the upload.
     max_entries: int = 10_000
     #: one image, bytes actually read or inflated.
     max_file_bytes: int = 256 << 20
-    #: all bytes actually inflated from one archive.
+    #: all bytes inflated from one archive (declared: more refuses the upload; actual:
+    #: the rest of the archive is skipped).
     max_total_bytes: int = 4 << 30
     #: inflated / compressed bytes of one archive entry, counted while inflating.
     max_ratio: float = 250.0
@@ -74,10 +93,16 @@ class UploadedFile:
 
 @dataclass(frozen=True)
 class Skipped:
-    """An input that will not be processed, and why (shown to the user as is)."""
+    """An input that will not be processed, and why (``reason`` is shown to the user as is).
+
+    ``kind`` is :data:`TOO_LARGE`, :data:`MALFORMED` or :data:`NOT_IMAGE`;
+    ``archive`` names the archive an entry came from.
+    """
 
     name: str
     reason: str
+    kind: str = NOT_IMAGE
+    archive: str | None = None
 
     def __str__(self) -> str:
         return f"{self.name}: {self.reason}"

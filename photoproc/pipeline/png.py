@@ -71,7 +71,8 @@ def encode_cutout_png(colour: np.ndarray, alpha: np.ndarray, *, level: int = 1) 
             strip_alpha = np.minimum(strip_alpha, colour[rows, :, 3])
         _convert(colour[rows], to_rgba, out)
         # Colour under fully transparent pixels is zeroed: it halves the file size.
-        opaque = cv2.compare(strip_alpha, 0, cv2.CMP_GT)
+        # (A threshold, not cv2.compare against 0: OpenCV takes a 1x1 array for a scalar.)
+        opaque = cv2.threshold(strip_alpha, 0, 255, cv2.THRESH_BINARY)[1]
         cv2.bitwise_and(out, cv2.cvtColor(opaque, cv2.COLOR_GRAY2RGBA), dst=out)
         out[..., 3] = strip_alpha
 

@@ -18,11 +18,13 @@ from tornado.web import HTTPError
 
 from ..errors import (
     ImageTooLargeError,
+    IngestError,
     InvalidImageError,
     InvalidOptionsError,
     ItemNotFoundError,
     JobNotFoundError,
     JobStateError,
+    MalformedArchiveError,
     ModelError,
     NoImagesError,
     PhotoprocError,
@@ -41,6 +43,7 @@ _MAPPING: tuple[tuple[type[PhotoprocError], int, str], ...] = (
     (UnknownModelError, 422, "unknown_model"),
     (ModelError, 422, "model_not_available"),
     (NoImagesError, 415, "no_images"),
+    (MalformedArchiveError, 422, "malformed_archive"),
     (UploadTooLargeError, 413, "too_large"),
     (ImageTooLargeError, 413, "image_too_large"),
     (InvalidImageError, 415, "invalid_image"),
@@ -77,7 +80,11 @@ def to_api_error(exc: PhotoprocError) -> ApiError:
     """Map a core error to its status and code (400 for anything unlisted)."""
     for kind, status, code in _MAPPING:
         if isinstance(exc, kind):
-            extra = {"field": exc.field} if isinstance(exc, InvalidOptionsError) else {}
+            extra: dict[str, Any] = {}
+            if isinstance(exc, InvalidOptionsError):
+                extra["field"] = exc.field
+            elif isinstance(exc, IngestError) and exc.entry is not None:
+                extra["entry"] = exc.entry  # the input to blame, as the job would name it
             return ApiError(status, code, str(exc), **extra)
     return ApiError(400, "bad_request", str(exc))
 

@@ -26,16 +26,16 @@ from pathlib import Path, PurePosixPath
 from typing import Any, TypeVar
 from urllib.parse import quote
 
-from tornado.ioloop import IOLoop
+from tornado.ioloop import IOLoop, PeriodicCallback
 from tornado.iostream import StreamClosedError
 
 from ..errors import InvalidOptionsError, NoImagesError, PhotoprocError, UploadTooLargeError
-from ..fsutil import safe_filename
 from ..jobs import JobStatus
+from ..naming import ascii_name
 from ..options import ASPECTS, FACE_DETECTORS, FORMATS, ProcessOptions
 from .context import ServerContext
 from .errors import ApiError, from_exception, to_api_error
-from .uploads import MalformedUploadError, MultipartUpload, boundary_of
+from .uploads import BodyPace, MalformedUploadError, MultipartUpload, boundary_of
 
 __all__ = [
     "CancelMixin",
@@ -67,7 +67,7 @@ MAX_INT = 2**31 - 1
 def content_disposition(name: str, kind: str = "attachment") -> str:
     """RFC 6266: an ASCII ``filename`` fallback and the exact name as ``filename*``."""
     base = PurePosixPath(name.replace("\\", "/")).name or "download"
-    fallback = safe_filename(base, default="download")
+    fallback = ascii_name(base, default="download")
     return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(base, safe='')}"
 
 
@@ -197,6 +197,8 @@ class UploadMixin(PhotoprocMixin):
     _upload: MultipartUpload | None = None
     _spool: Path | None = None
     _submitting = False
+    _pace: BodyPace | None = None
+    _pace_timer: PeriodicCallback | None = None
 
     async def prepare(self) -> None:
         result = super().prepare()  # type: ignore[misc]
@@ -234,22 +236,46 @@ class UploadMixin(PhotoprocMixin):
             )
         except MalformedUploadError as exc:
             raise ApiError(400, "malformed_upload", str(exc)) from None
+        # A body that trickles in would hold its connection and spool file for ever.
+        settings = self.ctx.settings
+        self._pace = BodyPace(
+            settings.body_idle_timeout, settings.body_min_rate, IOLoop.current().time()
+        )
+        self._pace_timer = PeriodicCallback(
+            self._check_pace, 1000 * min(1.0, settings.body_idle_timeout / 4)
+        )
+        self._pace_timer.start()
 
-    def data_received(self, chunk: bytes) -> None:
-        if self._upload is None or self._finished:
+    async def data_received(self, chunk: bytes) -> None:
+        upload = self._upload
+        if upload is None or self._finished:
             return
+        if self._pace is not None:
+            self._pace.received(len(chunk), IOLoop.current().time())
         try:
-            self._upload.feed(chunk)
+            await upload.feed_async(chunk)  # parsed off the loop; Tornado waits for it
         except UploadTooLargeError as exc:
             self._abort(to_api_error(exc))
         except MalformedUploadError as exc:
             self._abort(ApiError(400, "malformed_upload", str(exc)))
+
+    def _check_pace(self) -> None:
+        problem = self._pace.problem(IOLoop.current().time()) if self._pace else None
+        if problem is not None:
+            log.info("%s: upload dropped: %s", self.request.remote_ip, problem)
+            self._abort(ApiError(408, "body_timeout", f"upload dropped: {problem}"))
+
+    def _stop_pace(self) -> None:
+        timer, self._pace_timer, self._pace = self._pace_timer, None, None
+        if timer is not None:
+            timer.stop()
 
     def _abort(self, error: ApiError) -> None:
         self._cleanup()
         self.send_api_error(error)
 
     async def post(self) -> None:
+        self._stop_pace()  # the whole body is in
         if self._upload is None or self._finished:  # answered while streaming
             return
         try:
@@ -284,13 +310,16 @@ class UploadMixin(PhotoprocMixin):
             self._cleanup()
 
     def _cleanup(self) -> None:
-        # The service has copied what it kept; the spool folder goes, off the IOLoop.
+        # The service has copied what it kept; the spool folder goes, off the IOLoop
+        # (discard waits for a chunk still being parsed, then stops the parse).
+        self._stop_pace()
         spool, self._spool = self._spool, None
         upload, self._upload = self._upload, None
+        loop = IOLoop.current()
         if upload is not None:
-            upload.close()
-        if spool is not None:
-            IOLoop.current().run_in_executor(None, functools.partial(shutil.rmtree, spool, True))
+            loop.run_in_executor(None, upload.discard)
+        elif spool is not None:
+            loop.run_in_executor(None, functools.partial(shutil.rmtree, spool, True))
 
 
 class StatusMixin(PhotoprocMixin):

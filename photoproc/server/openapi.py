@@ -222,9 +222,10 @@ def openapi_document(base_url: str = "/", *, token: bool = False) -> dict[str, A
                 "responses": {
                     "202": _json("job accepted; follow status_url or websocket_url", "Job"),
                     "400": _error("malformed multipart body"),
-                    "413": _error("body or file count over the limit (checked before reading)"),
-                    "415": _error("not multipart, or no usable image in the upload"),
-                    "422": _error("invalid processing option"),
+                    "408": _error("the body stalled or arrived under the minimum rate"),
+                    "413": _error("over a limit: body, parts, files, archive entries, zip bomb"),
+                    "415": _error("not multipart, or nothing of an image type in the upload"),
+                    "422": _error("invalid option, or damaged archives / archives without images"),
                     **auth_errors,
                 },
             }

@@ -7,12 +7,24 @@ costs one chunk of memory. Files are named by position (``00000.part``), never
 by the client's file name, which is only carried along for display and for
 ingest to clean. Plain form fields are kept in memory, bounded in number and
 size. Nothing here knows about Tornado, so it is tested on its own.
+
+The event loop never parses: :meth:`MultipartUpload.feed_async` hands each chunk
+to a small thread pool of its own, which parses it and creates and writes the
+part files (10,001 one-byte parts cost a second of parsing and file creation;
+on the loop, ``/health`` waited that long). Tornado waits for each chunk's
+future before reading the next, so one upload uses one thread at a time, and a
+slow disk slows that upload, never the loop. Every part counts against the
+limits as soon as its headers begin, empty file inputs and fields included.
+:class:`BodyPace` is the rule that ends a body arriving too slowly.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -24,10 +36,14 @@ from python_multipart.multipart import parse_options_header
 from ..errors import UploadTooLargeError
 from ..ingest import UploadedFile
 
-__all__ = ["MalformedUploadError", "MultipartUpload", "UploadResult", "boundary_of"]
+__all__ = ["BodyPace", "MalformedUploadError", "MultipartUpload", "UploadResult", "boundary_of"]
 
 MAX_FIELDS = 200
 MAX_FIELD_BYTES = 64 << 10
+
+#: parses upload bodies and writes their files, off the event loop. Two threads:
+#: parsing holds the GIL, so more would only slow the loop's own turns.
+_FEEDERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="photoproc-upload")
 
 
 class MalformedUploadError(ValueError):
@@ -54,10 +70,12 @@ class UploadResult:
 class MultipartUpload:
     """Parse one multipart body, chunk by chunk, into temp files under ``spool_dir``.
 
-    ``feed`` raises :class:`UploadTooLargeError` past ``max_files`` file parts or
-    ``max_bytes`` of body, and :class:`MalformedUploadError` on a broken body;
-    ``finish`` checks the closing boundary arrived. ``discard`` removes every
-    file written, whatever state the parse is in.
+    ``feed`` raises :class:`UploadTooLargeError` past ``max_files`` file parts,
+    ``max_files + max_fields`` parts of any kind, or ``max_bytes`` of body, and
+    :class:`MalformedUploadError` on a broken body; ``finish`` checks the
+    closing boundary arrived. ``discard`` removes every file written, whatever
+    state the parse is in, and makes later feeds do nothing; it may be called
+    from another thread than the one feeding.
     """
 
     def __init__(
@@ -87,6 +105,9 @@ class MultipartUpload:
         self._field_value = bytearray()
         self._skip = False
         self._file_count = 0
+        self._part_count = 0
+        self._lock = threading.Lock()
+        self._discarded = False
         try:
             self._parser = MultipartParser(
                 boundary,
@@ -108,6 +129,15 @@ class MultipartUpload:
 
     def feed(self, chunk: bytes) -> None:
         """Parse the next piece of the body; on any error the open file is closed."""
+        with self._lock:
+            if not self._discarded:
+                self._feed(chunk)
+
+    async def feed_async(self, chunk: bytes) -> None:
+        """:meth:`feed` on the upload threads; the event loop only waits for it."""
+        await asyncio.get_running_loop().run_in_executor(_FEEDERS, self.feed, chunk)
+
+    def _feed(self, chunk: bytes) -> None:
         try:
             self.result.bytes_received += len(chunk)
             if self.max_bytes is not None and self.result.bytes_received > self.max_bytes:
@@ -121,22 +151,34 @@ class MultipartUpload:
             raise
 
     def finish(self) -> UploadResult:
-        if not self._ended:
-            self._close_file()
-            raise MalformedUploadError("incomplete multipart body (no closing boundary)")
-        return self.result
+        with self._lock:
+            if not self._ended:
+                self._close_file()
+                raise MalformedUploadError("incomplete multipart body (no closing boundary)")
+            return self.result
 
     def close(self) -> None:
         """Close the file being written, if any (the caller removes ``spool_dir``)."""
-        self._close_file()
+        with self._lock:
+            self._close_file()
 
     def discard(self) -> None:
-        self._close_file()
-        shutil.rmtree(self.spool_dir, ignore_errors=True)
+        with self._lock:
+            self._discarded = True
+            self._close_file()
+            shutil.rmtree(self.spool_dir, ignore_errors=True)
 
     # -- parser callbacks ------------------------------------------------------------------------
 
     def _on_part_begin(self) -> None:
+        # Counted before a header is read: empty file inputs and fields are parts
+        # too, and a body of a million of them must stop as early as one of files.
+        self._part_count += 1
+        if self._part_count > self.max_files + self.max_fields:
+            raise UploadTooLargeError(
+                f"more than {self.max_files + self.max_fields} parts in one upload "
+                f"(at most {self.max_files} files and {self.max_fields} fields)"
+            )
         self._headers = {}
         self._skip = False
 
@@ -212,3 +254,41 @@ class MultipartUpload:
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None
+
+
+class BodyPace:
+    """When a request body arrives too slowly to keep its connection and spool file.
+
+    ``idle_timeout``: seconds without a byte. ``min_rate``: bytes per second,
+    averaged over each window of ``idle_timeout`` seconds (a client may pause,
+    but must make up for it within the window). Times are the caller's clock
+    (the event loop's), so the rule is tested with a clock it drives.
+    """
+
+    def __init__(self, idle_timeout: float, min_rate: float, now: float) -> None:
+        self.idle_timeout = idle_timeout
+        self.min_rate = min_rate
+        self._last_byte = now
+        self._window_start = now
+        self._window_bytes = 0
+
+    def received(self, size: int, now: float) -> None:
+        if size:
+            self._last_byte = now
+            self._window_bytes += size
+
+    def problem(self, now: float) -> str | None:
+        """Why the body should be given up on at ``now``, or ``None``."""
+        idle = now - self._last_byte
+        if idle >= self.idle_timeout:
+            return f"no body data for {idle:.0f} s (the limit is {self.idle_timeout:g} s)"
+        window = now - self._window_start
+        if window >= self.idle_timeout:
+            rate = self._window_bytes / window
+            if rate < self.min_rate:
+                return (
+                    f"the body arrives at {rate:,.0f} bytes/s over {window:.0f} s, "
+                    f"under the minimum of {self.min_rate:,.0f} bytes/s"
+                )
+            self._window_start, self._window_bytes = now, 0
+        return None

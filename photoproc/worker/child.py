@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from ..errors import PhotoprocError
+from .. import naming
+from ..errors import PhotoprocError, describe_error
 
 __all__ = [
     "DEFAULT_ITEM_FUNCTION",
@@ -81,13 +82,10 @@ def resolve(spec: str | Callable[..., Any] | None, default: str) -> Callable[...
 def output_names(storage_name: str, extensions: list[str]) -> list[str]:
     """Deterministic output file names: ``00003-cat.png`` or ``00003-cat_face1.png``, … .
 
-    Same convention as ``photoproc process`` (one output keeps the stem, several
-    outputs — one per face — get ``_faceN``).
+    The storage name's stem under :func:`photoproc.naming.output_names`, the rule
+    ``photoproc process`` and the download names follow too.
     """
-    stem = PurePosixPath(storage_name).stem or "item"
-    if len(extensions) == 1:
-        return [f"{stem}{extensions[0]}"]
-    return [f"{stem}_face{i}{ext}" for i, ext in enumerate(extensions, start=1)]
+    return naming.output_names(PurePosixPath(storage_name).stem or "item", extensions)
 
 
 def _watch_parent(parent: int, interval: float = 0.5) -> None:
@@ -136,7 +134,16 @@ def init_child(
 
 
 def run_item(task: ItemTask) -> dict[str, Any]:
-    """Process one item; always returns ``{"ok": bool, ...}`` (see module docstring)."""
+    """Process one item; always returns ``{"ok": bool, ...}`` (see module docstring).
+
+    Which failures are tried again: an exception raised by the pipeline is
+    deterministic — the same bytes and options fail the same way — so it fails
+    the item at once, whatever its type (a :class:`PhotoprocError` with its own
+    message, anything else with :func:`describe_error`'s plain line; the
+    traceback goes to the worker's log only). Only what can pass are retried:
+    running out of memory (other children hold it), a failed read or write of
+    our own files, and crashes and timeouts of the child (see the runner).
+    """
     started = time.perf_counter()
     try:
         from ..options import ProcessOptions
@@ -145,8 +152,24 @@ def run_item(task: ItemTask) -> dict[str, Any]:
         write = resolve(task.write_function, DEFAULT_WRITE_FUNCTION)
         options = ProcessOptions.from_mapping(task.options)
         data = Path(task.input_path).read_bytes()
+    except FileNotFoundError:
+        # The job was deleted while queued: nothing left to process.
+        return {"ok": False, "retry": False, "error": "the staged input is gone (job deleted?)"}
+    except PhotoprocError as exc:
+        return {"ok": False, "retry": False, "error": describe_error(exc)}
+    except Exception as exc:
+        return _unexpected(exc, retry=isinstance(exc, (OSError, MemoryError)))
+    try:
         result = process(data, options, max_pixels=task.max_pixels)
-        del data
+    except PhotoprocError as exc:
+        # The image or the options are at fault: trying again cannot help.
+        return {"ok": False, "retry": False, "error": describe_error(exc)}
+    except MemoryError as exc:
+        return _unexpected(exc, retry=True)
+    except Exception as exc:
+        return _unexpected(exc, retry=False)
+    del data
+    try:
         if not Path(task.input_path).exists():
             # The job was deleted meanwhile: writing would re-create its folder.
             return {"ok": False, "retry": False, "error": "the job was deleted"}
@@ -156,26 +179,26 @@ def run_item(task: ItemTask) -> dict[str, Any]:
         for name, output in zip(names, result.outputs, strict=True):
             write(out_dir / name, output.data)
             written.append((out_dir / name).relative_to(task.data_dir).as_posix())
-        timings = {k: round(float(v), 6) for k, v in result.timings.items()}
-        timings["total"] = round(time.perf_counter() - started, 6)
-        return {
-            "ok": True,
-            "outputs": written,
-            "warnings": [str(w) for w in result.warnings],
-            "timings": timings,
-            "width": int(result.width),
-            "height": int(result.height),
-        }
-    except PhotoprocError as exc:
-        # The image or the options are at fault: trying again cannot help.
-        return {"ok": False, "retry": False, "error": str(exc) or type(exc).__name__}
-    except FileNotFoundError as exc:
-        # The job was deleted while queued: nothing left to process.
-        return {"ok": False, "retry": False, "error": f"input missing: {exc.filename}"}
-    except Exception as exc:
-        return {
-            "ok": False,
-            "retry": True,
-            "error": f"{type(exc).__name__}: {exc}",
-            "traceback": traceback.format_exc(limit=8),
-        }
+    except Exception as exc:  # a full disk may have room on the next try
+        return _unexpected(exc, retry=True)
+    timings = {k: round(float(v), 6) for k, v in result.timings.items()}
+    timings["total"] = round(time.perf_counter() - started, 6)
+    return {
+        "ok": True,
+        "outputs": written,
+        "warnings": [str(w) for w in result.warnings],
+        "timings": timings,
+        "width": int(result.width),
+        "height": int(result.height),
+    }
+
+
+def _unexpected(exc: BaseException, *, retry: bool) -> dict[str, Any]:
+    """An outcome for an exception that is not ours: a plain message, the traceback for the log."""
+    what = "internal error" if not retry else "error"
+    return {
+        "ok": False,
+        "retry": retry,
+        "error": f"{what} while processing the image ({describe_error(exc)})",
+        "traceback": traceback.format_exc(limit=8),
+    }

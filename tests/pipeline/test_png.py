@@ -121,3 +121,23 @@ def test_cutout_writer_refuses_mismatched_alpha() -> None:
         encode_cutout_png(np.zeros((4, 4, 3), np.uint8), np.zeros((4, 5), np.uint8))
     with pytest.raises(ValueError, match="colour"):
         encode_cutout_png(np.zeros((4, 4), np.uint8), np.zeros((4, 4), np.uint8))
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (7, 1), (2, 2), (1, 4), (4, 1)])
+def test_cutout_writer_takes_tiny_and_sliver_images(shape: tuple[int, int], channels: int) -> None:
+    # OpenCV reads a 1x1 array as a scalar: the 1x1 cutout used to raise cv2.error.
+    rng = np.random.default_rng(sum(shape) + channels)
+    colour = rng.integers(1, 256, (*shape, channels), dtype=np.uint8)
+    alpha = rng.integers(0, 256, shape, dtype=np.uint8)
+    alpha.flat[0] = 0
+    alpha.flat[-1] = 255
+    png = encode_cutout_png(colour, alpha)
+    assert png == encode_png(cutout(colour, alpha))
+    rgba = np.asarray(Image.open(io.BytesIO(png)))
+    assert rgba.shape == (*shape, 4)
+    assert not rgba[alpha == 0].any()
+    visible = alpha > 0
+    if channels == 4:
+        visible &= colour[..., 3] > 0
+    assert np.array_equal(rgba[..., 2][visible], colour[..., 0][visible])
