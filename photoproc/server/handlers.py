@@ -224,8 +224,10 @@ class UploadMixin(PhotoprocMixin):
             raise ApiError(
                 415, "unsupported_media_type", "send the images as multipart/form-data 'files'"
             )
-        # Chunked bodies have no Content-Length: MultipartUpload counts instead.
-        self.request.connection.set_max_body_size(limit + 1)
+        # Chunked bodies have no Content-Length: MultipartUpload counts instead and answers
+        # 413. Tornado refuses a chunk that would cross its own limit before handing us a
+        # byte of it, with a bare 400, so its limit sits a whole `limit` above ours.
+        self.request.connection.set_max_body_size(2 * limit + 1)
         self._spool = self.ctx.spool_dir / uuid.uuid4().hex
         try:
             self._upload = MultipartUpload(
