@@ -19,6 +19,11 @@ def _isolated_homes(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("U2NET_HOME", raising=False)
     monkeypatch.setenv("PHOTOPROC_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.setenv("PHOTOPROC_OFFLINE", "1")
+    # A test that lifts PHOTOPROC_OFFLINE may reach `models pull`'s pip fallback: no index,
+    # no user pip.conf, so pip sees only the find-links folder a test gives it.
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
     yield
 
 
