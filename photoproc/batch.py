@@ -22,7 +22,7 @@ from .fsutil import contained, write_atomic
 from .ingest import IngestLimits, Skipped, Source, iter_sources
 from .options import ProcessOptions
 from .pipeline.decode import DEFAULT_MAX_PIXELS
-from .pipeline.process import configure_threads, process_image, warm_up
+from .pipeline.process import configure_threads, default_threads, process_image, warm_up
 
 __all__ = ["BatchReport", "Failure", "output_stem", "run_batch"]
 
@@ -90,7 +90,8 @@ def run_batch(
     report = BatchReport()
     started = time.perf_counter()
     configure_threads(1)
-    warm_up(options)  # a missing model fails here, once, before any image is read
+    threads = max(1, default_threads() // max(1, workers))  # the model's share of the cores
+    warm_up(options, threads=threads)  # a missing model fails here, once, before any image
     used: set[str] = set()
     pending: deque[tuple[Future[tuple[list[str], list[str]]], str]] = deque()
     progress = on_progress or (lambda name, ok: None)
@@ -100,7 +101,7 @@ def run_batch(
         progress(name, False)
 
     def work(data: bytes, targets: list[str]) -> tuple[list[str], list[str]]:
-        result = process_image(data, options, max_pixels=max_pixels)
+        result = process_image(data, options, max_pixels=max_pixels, threads=threads)
         if len(result.outputs) != 1:  # every face of the image: name_face1, name_face2, …
             targets = _targets(output_stem(targets[0]), options, len(result.outputs))
         for target, output in zip(targets, result.outputs, strict=True):

@@ -12,9 +12,11 @@ then mean/std), rembg's min-max scaling of the first output, OpenCV's
 with special post-processing (``u2net_cloth_seg``: argmax over clothing classes)
 go through rembg's own session (:class:`RembgSegmenter`) so they stay correct.
 
-Sessions are created once per (model, weights file) and shared by all threads:
-onnxruntime's ``run()`` is thread-safe and releases the GIL, so the caller runs N
-items on N threads with ``threads`` intra-op threads each (default 1).
+Sessions are created once per (model, weights file, intra-op thread count) and
+shared by all threads: onnxruntime's ``run()`` is thread-safe and releases the GIL,
+so the caller runs N items on N threads with ``threads`` intra-op threads each, and
+one image alone with every core (onnxruntime cannot change a session's thread
+count, hence one session per count).
 """
 
 from __future__ import annotations
@@ -341,7 +343,8 @@ def get_segmenter(
     our own session (rembg would refuse one outside its folder); with a named model
     it loads that file with the model's recipe. Without it, the installed weights
     are used, downloaded first unless offline. ``threads`` (intra-op threads,
-    default 1) applies when the session is created.
+    default 1): each count gets its own session, so one process can run an image
+    alone on every core and, when the pool is full, one image per core.
     """
     name = resolve_name(model)
     threads = 1 if threads is None else threads
@@ -370,9 +373,12 @@ def get_segmenter(
                 f"model {name!r} loads only from rembg's model folder; "
                 f"use `photoproc models import {name} FILE` instead",
             )
-        return _cached((name, *_file_key(path)), lambda: RembgSegmenter(name, threads=threads))
+        return _cached(
+            (name, *_file_key(path), threads), lambda: RembgSegmenter(name, threads=threads)
+        )
     return _cached(
-        (name, *_file_key(path)), lambda: OnnxSegmenter(name, path, recipe, threads=threads)
+        (name, *_file_key(path), threads),
+        lambda: OnnxSegmenter(name, path, recipe, threads=threads),
     )
 
 

@@ -251,6 +251,14 @@ def test_session_is_reused_per_model_and_path(tmp_path):
     assert get_segmenter("custom", left) is not first
 
 
+def test_one_session_per_thread_count(tmp_path):
+    center = str(make_u2net_like(tmp_path / "c.onnx", "center"))
+    one, two = get_segmenter("custom", center), get_segmenter("custom", center, threads=2)
+    assert one is not two and get_segmenter("custom", center, threads=2) is two
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    assert two.session.get_session_options().intra_op_num_threads == 2
+
+
 def test_replaced_file_gets_a_fresh_session(tmp_path):
     path = tmp_path / "m.onnx"
     make_u2net_like(path, "center")
