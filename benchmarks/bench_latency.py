@@ -8,7 +8,8 @@
    once and warmed up by untimed requests first (sessions created, both pool processes
    used). Target: photoproc <= 1.0x rembg's time.
 2. **In process**: ``process_image()`` against ``rembg.remove()`` with the same
-   session file, on every shared photo, alternating. Target: <= 0.8x.
+   session file, on every shared photo, alternating, and ``process_image(threads=1)``
+   (one image on one intra-op thread, as before issue 10). Target: <= 0.8x.
 
 rembg's CLI comes from the benchmark environment (``.bench-venv``, benchmarks/README.md);
 ``rembg.remove`` from the project's own environment. Medians are quoted; the machine's
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
             f" vs rembg s {med['rembg']:.3f} s → {figures['api']:.2f}x (target <= 1.0x); {load()}\n"
         )
 
+    from bench_process import pure_inference
     from rembg import new_session, remove
 
     from photoproc.options import ProcessOptions
@@ -165,28 +167,42 @@ def main(argv: list[str] | None = None) -> int:
     inputs = [(p.stem, p.read_bytes()) for p in photos]
     process_image(inputs[0][1], options)  # sessions created before timing
     remove(inputs[0][1], session=session)
-    times: dict[str, list[float]] = {"photoproc": [], "rembg": []}
+    process_image(inputs[0][1], options, threads=1)
+    times: dict[str, list[float]] = {"photoproc": [], "rembg": [], "one-thread": []}
     per_photo: dict[str, dict[str, list[float]]] = {}
     for _ in range(args.repeats):
         for name, data in inputs:
-            for tool in ("rembg", "photoproc"):
+            for tool in ("rembg", "photoproc", "one-thread"):
                 started = time.perf_counter()
                 if tool == "rembg":
                     remove(data, session=session)
-                else:
+                elif tool == "photoproc":
                     process_image(data, options)
+                else:  # before issue 10: one intra-op thread for an image alone
+                    process_image(data, options, threads=1)
                 seconds = time.perf_counter() - started
                 times[tool].append(seconds)
                 per_photo.setdefault(name, {}).setdefault(tool, []).append(seconds)
     for name, tools in per_photo.items():
-        p, r = (statistics.median(tools[t]) for t in ("photoproc", "rembg"))
-        print(f"  {name:<14} process_image {p:6.3f} s  remove {r:6.3f} s  {p / r:.2f}x")
+        p, r, o = (statistics.median(tools[t]) for t in ("photoproc", "rembg", "one-thread"))
+        print(
+            f"  {name:<14} process_image {p:6.3f} s  remove {r:6.3f} s  {p / r:.2f}x"
+            f"   (one thread: {o:6.3f} s, {o / r:.2f}x)"
+        )
     med = {tool: statistics.median(v) for tool, v in times.items()}
     figures["in_process"] = med["photoproc"] / med["rembg"]
     print(
         f"in process, {len(inputs)} photos x {args.repeats}: process_image {med['photoproc']:.3f} s"
         f" vs rembg.remove {med['rembg']:.3f} s (medians) → {figures['in_process']:.2f}x "
-        f"(target <= 0.8x); {load()}"
+        f"(target <= 0.8x); one thread, as before issue 10: {med['one-thread']:.3f} s → "
+        f"{med['one-thread'] / med['rembg']:.2f}x; {load()}"
+    )
+    cores = os.cpu_count() or 1
+    one, every = (pure_inference(model, t) * 1000 for t in (1, cores))
+    print(
+        f"pure onnxruntime inference, same run: {one:.0f} ms @1 thread, {every:.0f} ms "
+        f"@{cores} threads ({one / every:.2f}x from the extra threads: what idle cores give); "
+        f"{load()}"
     )
     return 0
 
