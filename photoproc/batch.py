@@ -28,7 +28,7 @@ from .ingest import IngestLimits, Skipped, Source, iter_sources
 from .naming import UniqueStems, output_names, output_stem
 from .options import ProcessOptions
 from .pipeline.decode import DEFAULT_MAX_PIXELS
-from .pipeline.process import configure_threads, process_image, warm_up
+from .pipeline.process import configure_threads, default_threads, process_image, warm_up
 from .pipeline.types import Result
 
 __all__ = ["BatchReport", "Failure", "run_batch"]
@@ -99,9 +99,11 @@ def run_batch(
     out_dir.mkdir(parents=True, exist_ok=True)
     report = BatchReport()
     started = time.perf_counter()
+    threads = 1  # a remote executor's workers choose their own
     if executor is None:
         configure_threads(1)
-        warm_up(options)  # a missing model fails here, once, before any image is read
+        threads = max(1, default_threads() // max(1, workers))  # the model's share of the cores
+        warm_up(options, threads=threads)  # a missing model fails here, once, before any image
     # a.jpg and A.png in one folder both want a.png (on macOS and Windows).
     stems = UniqueStems()
     pending: deque[tuple[Future[Any], str, str]] = deque()
@@ -112,7 +114,7 @@ def run_batch(
         progress(name, False)
 
     def work(data: bytes, stem: str) -> tuple[list[str], list[str]]:
-        return write(process_image(data, options, max_pixels=max_pixels), stem)
+        return write(process_image(data, options, max_pixels=max_pixels, threads=threads), stem)
 
     def write(result: Result, stem: str) -> tuple[list[str], list[str]]:
         # One output keeps the stem; one per face: name_face1, name_face2, …

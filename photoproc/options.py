@@ -108,7 +108,9 @@ class ProcessOptions:
 
     remove_bg: bool = True
     #: rembg model name, ``grabcut`` (offline, no weights) or ``custom`` with ``model_path``.
-    model: str = "u2net"
+    #: Empty (or ``None``): the best installed model, chosen when the options are made
+    #: (``pipeline.models.best_installed_model``), so a job records the model it ran with.
+    model: str = ""
     #: an ONNX file following rembg's U²-Net contract; implies ``model="custom"``.
     model_path: str | None = None
     alpha_matting: bool = False
@@ -152,7 +154,9 @@ class ProcessOptions:
         if self.model_path:
             model = "custom"
         if not model:
-            raise InvalidOptionsError("model", "must not be empty")
+            from .pipeline.models import best_installed_model  # a few stat() calls
+
+            model = best_installed_model()
         set_(self, "model", model)
         if model == "custom" and not self.model_path and self.remove_bg:
             raise InvalidOptionsError("model_path", "model 'custom' needs model_path")

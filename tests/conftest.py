@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import pytest
 
+from photoproc.pipeline.models import installed_path
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("PHOTOPROC_SHARED_DIR", ROOT.parent / "shared"))
+#: rembg's pinned checksum of the real u2netp weights.
+U2NETP_MD5 = "8e83ca70e441ab06c318d82300c84806"
+# Looked up before any test isolates the model folder: `make test` pulls u2netp there.
+_USER_U2NETP = installed_path("u2netp")
 
 
 @pytest.fixture(autouse=True)
@@ -19,6 +26,11 @@ def _isolated_homes(tmp_path_factory, monkeypatch):
     monkeypatch.delenv("U2NET_HOME", raising=False)
     monkeypatch.setenv("PHOTOPROC_DATA_DIR", str(tmp_path_factory.mktemp("data")))
     monkeypatch.setenv("PHOTOPROC_OFFLINE", "1")
+    # A test that lifts PHOTOPROC_OFFLINE may reach `models pull`'s pip fallback: no index,
+    # no user pip.conf, so pip sees only the find-links folder a test gives it.
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_CONFIG_FILE", os.devnull)
+    monkeypatch.delenv("PIP_FIND_LINKS", raising=False)
     yield
 
 
@@ -28,3 +40,19 @@ def shared_dir() -> Path:
     if not (SHARED / "testdata" / "photos").is_dir():
         pytest.skip(f"shared test data not found at {SHARED} (only CI and dev machines have it)")
     return SHARED
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="session")
+def real_u2netp() -> Path:
+    """rembg's real u2netp weights: ../shared's copy, else the one installed for this user."""
+    for path in (SHARED / "models" / "u2netp.onnx", _USER_U2NETP):
+        if path is not None and path.is_file() and _md5(path) == U2NETP_MD5:
+            return path
+    pytest.skip(
+        "real u2netp weights not found (../shared/models/u2netp.onnx, or "
+        "`photoproc models pull u2netp`, which `make test` runs)"
+    )

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.onnx_models import make_u2net_like
 from support.worker_proc import (
     BAD,
     make_png,
@@ -27,6 +28,7 @@ from support.worker_proc import (
 from photoproc.cli import main
 from photoproc.cli.jobs import parse_duration
 from photoproc.jobs import ItemStatus, JobStatus
+from photoproc.pipeline.models import import_model
 from photoproc.service import PhotoService
 
 pytestmark = pytest.mark.timeout(120)
@@ -65,6 +67,8 @@ def test_submit_wait_completes_and_jobs_show_lists_items(stand_in, data_dir, tmp
     folder = tmp_path / "photos"
     write_images(folder, 3)
     (folder / "notes.txt").write_text("not an image")
+    # Installed weights make u2netp the default, so `--model grabcut` is a choice `show` lists.
+    import_model("u2netp", make_u2net_like(tmp_path / "u2netp.onnx"), force=True)
     code = main(
         ["submit", str(folder), "--data-dir", str(data_dir), "--wait", "--model", "grabcut"]
     )

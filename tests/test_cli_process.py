@@ -188,3 +188,11 @@ def test_ctrl_c_stops_cleanly_without_half_written_files(tmp_path: Path):
         with Image.open(png) as image:
             image.load()
             assert image.size == (902, 600)
+
+
+def test_without_model_the_best_installed_one_is_used_and_named(tmp_path: Path):
+    (tmp_path / "a.jpg").write_bytes(sample_bytes("coffee"))
+    proc = _run("process", str(tmp_path / "a.jpg"), "--out", str(tmp_path / "out"), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "photoproc: model grabcut (the best installed)" in proc.stderr
+    assert (tmp_path / "out" / "a.png").is_file()

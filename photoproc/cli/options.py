@@ -4,6 +4,7 @@ the data directory (``worker``, ``submit``, ``jobs``) and ``--dask``."""
 from __future__ import annotations
 
 import argparse
+import sys
 
 from ..options import ASPECTS, FACE_DETECTORS, FORMATS, ProcessOptions
 
@@ -16,14 +17,17 @@ __all__ = [
 
 
 def add_pipeline_arguments(parser: argparse.ArgumentParser) -> None:
+    from ..pipeline.models import default_rule
+
     defaults = ProcessOptions()
     group = parser.add_argument_group("processing options")
     group.add_argument(
         "-m",
         "--model",
-        default=defaults.model,
-        help=f"background-removal model (default {defaults.model}); 'grabcut' works offline "
-        "with no download; see `photoproc models list`",
+        default=None,
+        help=f"background-removal model (default: the first installed of {default_rule()}; "
+        f"here {defaults.model}); 'grabcut' works offline with no weights; "
+        "see `photoproc models list`",
     )
     group.add_argument("--model-path", help="custom ONNX file following rembg's U²-Net contract")
     group.add_argument(
@@ -89,7 +93,10 @@ def options_from_args(args: argparse.Namespace) -> ProcessOptions:
     """Validated options from parsed flags (raises InvalidOptionsError with the field)."""
     names = set(ProcessOptions.field_names())
     values = {k: v for k, v in vars(args).items() if k in names}
-    return ProcessOptions.from_mapping(values)
+    options = ProcessOptions.from_mapping(values)
+    if not values.get("model") and options.remove_bg and not getattr(args, "quiet", False):
+        print(f"photoproc: model {options.model} (the best installed)", file=sys.stderr)
+    return options
 
 
 def add_data_dir_argument(parser: argparse.ArgumentParser) -> None:

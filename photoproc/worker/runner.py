@@ -262,6 +262,8 @@ class Worker:
             max_pixels=self.settings.max_pixels,
             item_function=self._item_function,
             write_function=self._write_function,
+            # One item alone gets every core; a full pool, one core each.
+            threads=max(1, (os.cpu_count() or 1) // (len(self._running) + 1)),
         )
         token = claim.token
         try:

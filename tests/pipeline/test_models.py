@@ -197,7 +197,11 @@ def test_import_accepts_a_matching_file_atomically(tmp_path, monkeypatch):
     path = import_model("u2netp", tiny)
     assert path == installed_path("u2netp") == models.model_dir("u2netp") / "u2netp.onnx"
     assert path.read_bytes() == tiny.read_bytes()
-    assert [p.name for p in path.parent.iterdir()] == ["u2netp.onnx"]
+    assert sorted(p.name for p in path.parent.iterdir()) == [
+        "u2netp.onnx",
+        "u2netp.onnx.source.json",
+    ]
+    assert models.source_of(path) == f"imported from {tiny.resolve()}"
     assert ensure_available("u2netp") == path
 
 
@@ -339,3 +343,24 @@ def test_pull_http_error_and_refused_connection(file_server, monkeypatch):
 def test_offline_mode(value, expected, monkeypatch):
     monkeypatch.setenv("PHOTOPROC_OFFLINE", value)
     assert models.offline_mode() is expected
+
+
+# -- the default model ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("installed", "expected"),
+    [
+        ((), "grabcut"),
+        (("u2netp",), "u2netp"),
+        (("u2netp", "isnet-general-use"), "isnet-general-use"),
+        (("u2netp", "isnet-general-use", "u2net"), "u2net"),
+        (("silueta", "birefnet-general"), "grabcut"),  # not in the rule: never picked silently
+    ],
+)
+def test_best_installed_model_follows_the_rule(installed, expected, tmp_path):
+    for name in installed:
+        import_model(name, make_u2net_like(tmp_path / f"{name}.onnx"), force=True)
+    assert models.best_installed_model() == expected
+    assert models.best_installed_model(list_models()) == expected
+    assert models.default_rule() == "u2net > isnet-general-use > u2netp > grabcut"

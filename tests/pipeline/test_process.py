@@ -201,3 +201,26 @@ def test_bad_input_and_bad_options_raise_clear_errors():
         ProcessOptions(format="gif")
     with pytest.raises(InvalidOptionsError, match="nothing to do"):
         ProcessOptions(remove_bg=False, crop_face=False)
+
+
+def test_one_image_uses_every_core_unless_told_otherwise(tmp_path, monkeypatch):
+    """Called directly (a notebook, a slider) the model gets every core; a caller running
+    images side by side passes its share."""
+    from support.onnx_models import make_u2net_like
+
+    from photoproc.pipeline.process import default_threads
+    from photoproc.pipeline.segment import get_segmenter
+
+    model = str(make_u2net_like(tmp_path / "m.onnx", "center"))
+    options = ProcessOptions(model="custom", model_path=model)
+    calls = []
+    for threads in {1, default_threads()}:
+        segmenter = get_segmenter("custom", model, threads=threads)
+        predict = segmenter.predict
+        monkeypatch.setattr(
+            segmenter, "predict", lambda bgr, t=threads, p=predict: calls.append(t) or p(bgr)
+        )
+    data = sample_bytes("coffee", scale=0.25)
+    process_image(data, options)
+    process_image(data, options, threads=1)
+    assert calls == [default_threads(), 1]

@@ -251,6 +251,14 @@ def test_session_is_reused_per_model_and_path(tmp_path):
     assert get_segmenter("custom", left) is not first
 
 
+def test_one_session_per_thread_count(tmp_path):
+    center = str(make_u2net_like(tmp_path / "c.onnx", "center"))
+    one, two = get_segmenter("custom", center), get_segmenter("custom", center, threads=2)
+    assert one is not two and get_segmenter("custom", center, threads=2) is two
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    assert two.session.get_session_options().intra_op_num_threads == 2
+
+
 def test_replaced_file_gets_a_fresh_session(tmp_path):
     path = tmp_path / "m.onnx"
     make_u2net_like(path, "center")
@@ -354,7 +362,7 @@ def test_fast_path_matches_rembg(name, size, logits, home, photo, rembg_new_sess
     ours = get_segmenter(name).predict(photo)
     theirs = _rembg_mask(rembg_new_session(name), photo)
     assert ours.shape == theirs.shape
-    # INTER_AREA/LINEAR vs LANCZOS differ only at soft edges.
+    # Same input resampling; INTER_LINEAR vs LANCZOS for the mask differs only at soft edges.
     assert ((ours > 127) == (theirs > 127)).mean() > 0.99
     assert np.abs(ours.astype(int) - theirs).mean() < 3
 
@@ -379,15 +387,20 @@ def test_cloth_with_a_model_path_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("shape", "size"),
-    [((3000, 4000, 3), (320, 320)), ((2000, 3000, 3), (1024, 1024)), ((500, 700, 3), (320, 320))],
+    ("shape", "size"), [((600, 900, 3), (320, 320)), ((500, 700, 4), (1024, 1024))]
 )
-def test_two_step_downscale_matches_a_direct_area_resize(shape, size, photo):
+def test_model_input_is_resampled_exactly_as_rembg_does(shape, size, photo):
+    """rembg: ``img.convert("RGB").resize(size, LANCZOS)``; ours works on BGR(A)."""
+    from PIL import Image
+
     image = cv2.resize(photo, shape[1::-1], interpolation=cv2.INTER_CUBIC)
-    direct = cv2.resize(image, size, interpolation=cv2.INTER_AREA).astype(np.int16)
-    ours = segment._downscale(image, size).astype(np.int16)
-    assert ours.shape == direct.shape
-    assert np.abs(ours - direct).mean() < 0.5 and np.abs(ours - direct).max() <= 12
+    if shape[2] == 4:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2BGRA)
+        image[..., 3] = 7  # alpha plays no part, as in rembg's convert("RGB")
+    rgb = Image.fromarray(cv2.cvtColor(image[..., :3], cv2.COLOR_BGR2RGB))
+    theirs = np.asarray(rgb.resize(size, Image.Resampling.LANCZOS))
+    ours = segment._downscale(segment._as_bgr(image), size)
+    np.testing.assert_array_equal(ours[..., ::-1], theirs)
 
 
 def test_corrupt_cloth_file_names_the_fix(home, rembg_new_session):

@@ -15,6 +15,7 @@ from httpkit import Api, ws_messages, zip_members
 from PIL import Image
 from support.archives import zip_bytes
 from support.images import object_on_background
+from support.onnx_models import make_u2net_like
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -300,12 +301,22 @@ def test_malformed_multipart_is_400(api):
     assert reply.status == 400 and reply.json()["error"] == "malformed_upload"
 
 
+def test_processing_info_defaults_to_the_best_installed_model(api, tmp_path):
+    from photoproc.pipeline.models import import_model
+
+    import_model("u2netp", make_u2net_like(tmp_path / "u2netp.onnx"), force=True)
+    info = api.get("api/processing-info").json()
+    assert info["default_model"] == "u2netp"
+    assert info["options"]["model"] == "u2netp"
+    assert {m["name"]: m for m in info["models"]}["u2netp"]["installed"] is True
+
+
 def test_processing_info(api, server):
     info = api.get("api/processing-info").json()
     models = {model["name"]: model for model in info["models"]}
     assert models["grabcut"]["installed"] is True and models["grabcut"]["offline"] is True
     assert "u2net" in models and models["u2net"]["installed"] is False  # nothing downloaded
-    assert info["default_model"] == "u2net"
+    assert info["default_model"] == "grabcut"  # the best installed: nothing else is
     assert info["options"]["remove_bg"] is True
     assert "png" in info["choices"]["format"]
     assert info["limits"]["max_upload_bytes"] == server.settings.max_upload_bytes
