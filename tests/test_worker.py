@@ -429,13 +429,13 @@ def test_an_item_alone_gets_every_core_and_a_full_pool_one_each(data_dir, store)
     cores = os.cpu_count() or 1
     seen: list[tuple[str, int]] = []
     with Worker(store, make_settings(data_dir, workers=cores)) as worker:
-        schedule = worker._schedule
+        submit = worker.executor.submit
 
-        def spy(task):
+        def spy(task, done):
             seen.append((task.job_id, task.threads))
-            return schedule(task)
+            return submit(task, done)
 
-        worker._schedule = spy
+        worker.executor.submit = spy
         alone = store_job(store, data_dir, [make_png(0)])
         wait_job_end(store, alone)
         full = store_job(store, data_dir, [make_png(i) for i in range(4 * cores)])
