@@ -20,7 +20,7 @@ _COMMANDS = ("process", "models", "jobs", "serve", "app")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="photoproc",

@@ -18,23 +18,20 @@ import functools
 import inspect
 import json
 import logging
-import re
 import shutil
 import uuid
-from collections.abc import Callable
-from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
-from urllib.parse import quote
+from pathlib import Path
+from typing import Any
 
 from tornado.ioloop import IOLoop
 from tornado.iostream import StreamClosedError
 
 from ..errors import InvalidOptionsError, NoImagesError, PhotoprocError, UploadTooLargeError
-from ..fsutil import safe_filename
 from ..jobs import JobStatus
 from ..options import ASPECTS, FACE_DETECTORS, FORMATS, ProcessOptions
-from .context import ServerContext
-from .errors import ApiError, from_exception, to_api_error
+from .errors import ApiError, to_api_error
+from .handler_base import RESULT_MEDIA_TYPES, PhotoprocMixin, content_disposition
+from .openapi import openapi_document
 from .uploads import MalformedUploadError, MultipartUpload, boundary_of
 
 __all__ = [
@@ -46,122 +43,15 @@ __all__ = [
     "JobsMixin",
     "NotFoundMixin",
     "OpenApiMixin",
-    "PhotoprocMixin",
     "StatusMixin",
     "UploadMixin",
 ]
 
 log = logging.getLogger("photoproc.server")
-T = TypeVar("T")
 
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-#: the only media types ever sent as results; anything else is refused.
-RESULT_MEDIA_TYPES = frozenset({"image/png", "image/webp", "image/jpeg"})
 #: form fields that are transport, not processing options.
 _TRANSPORT_FIELDS = frozenset({"_xsrf", "token"})
 _CHUNK = 256 << 10
-#: bound of every integer query parameter (SQLite and Python agree below it).
-MAX_INT = 2**31 - 1
-
-
-def content_disposition(name: str, kind: str = "attachment") -> str:
-    """RFC 6266: an ASCII ``filename`` fallback and the exact name as ``filename*``."""
-    base = PurePosixPath(name.replace("\\", "/")).name or "download"
-    fallback = safe_filename(base, default="download")
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(base, safe='')}"
-
-
-class PhotoprocMixin:
-    """What every photoproc handler shares: context, JSON, errors, executor calls."""
-
-    ctx: ServerContext
-    #: ``photoproc serve`` lets these through without a token (static documents).
-    public = False
-
-    # Provided by the RequestHandler this is mixed into.
-    request: Any
-    set_header: Callable[..., None]
-    set_status: Callable[..., None]
-    finish: Callable[..., Any]
-    write: Callable[..., None]
-    flush: Callable[..., Any]
-    get_query_argument: Callable[..., Any]
-    _finished: bool
-
-    def initialize(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-
-    def set_default_headers(self) -> None:
-        super().set_default_headers()  # type: ignore[misc]
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
-
-    # -- responses ----------------------------------------------------------------------------
-
-    def write_json(self, data: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(data, separators=(",", ":")))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc_info = kwargs.get("exc_info")
-        status, body = from_exception(status_code, exc_info[1] if exc_info else None)
-        self.set_status(status)
-        if status == 401:
-            self.set_header("WWW-Authenticate", 'token realm="photoproc"')
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(body))
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        # Client errors are answers, not incidents: no traceback in the server log.
-        if isinstance(value, (ApiError, PhotoprocError)):
-            log.debug("%s %s: %s", self.request.method, self.request.path, value)
-            return
-        super().log_exception(typ, value, tb)  # type: ignore[misc]
-
-    def send_api_error(self, error: ApiError) -> None:
-        """Answer now, from outside the handler method (e.g. while the body streams in)."""
-        if not self._finished:
-            self.send_error(error.status_code, exc_info=(type(error), error, None))  # type: ignore[attr-defined]
-
-    # -- arguments ----------------------------------------------------------------------------
-
-    def job_id_arg(self, job_id: str) -> str:
-        """A canonical uuid4, or 404 without touching the database or the disk."""
-        text = job_id.strip().lower()
-        if not _UUID4.fullmatch(text):
-            raise ApiError(404, "job_not_found", f"job {job_id[:64]!r} not found")
-        return text
-
-    def int_arg(self, name: str, default: int | None, lo: int, hi: int = MAX_INT) -> int | None:
-        raw = self.get_query_argument(name, None)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ApiError(400, "bad_request", f"{name} must be a whole number") from None
-        if not lo <= value <= hi:
-            raise ApiError(400, "bad_request", f"{name} must be between {lo} and {hi}")
-        return value
-
-    # -- service calls -------------------------------------------------------------------------
-
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a service call on the executor; core errors become API errors here."""
-        try:
-            return await IOLoop.current().run_in_executor(
-                None, functools.partial(fn, *args, **kwargs)
-            )
-        except PhotoprocError as exc:
-            raise to_api_error(exc) from exc
-
-    def links(self, job_id: str) -> dict[str, str]:
-        return {
-            "status_url": self.ctx.url(f"api/process-status/{job_id}"),
-            "download_url": self.ctx.url(f"api/download-results/{job_id}?format=zip"),
-            "websocket_url": self.ctx.url(f"ws/job/{job_id}"),
-        }
 
 
 def _check_client_paths(fields: dict[str, Any]) -> None:
@@ -513,8 +403,6 @@ class OpenApiMixin(PhotoprocMixin):
     public = True
 
     def get(self) -> None:
-        from .openapi import openapi_document
-
         auth = self.ctx.auth
         token = auth is None or auth.required
         self.write_json(openapi_document(self.ctx.base_url, token=token))

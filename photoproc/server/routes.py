@@ -32,7 +32,7 @@ from tornado import web
 from . import handlers as h
 from .auth import ServerAuth
 from .context import ServerContext
-from .websocket import JobSocketMixin
+from .websocket import JobBroadcasts, JobSocketMixin
 
 if TYPE_CHECKING:
     from ..service import PhotoService
@@ -117,6 +117,8 @@ def photoproc_routes(
     else:
         auth = ServerAuth.create(token, cors_origins) if flavor == "standalone" else None
         ctx = ServerContext(service, service.settings, base_url, auth)
+    if ctx.broadcasts is None:  # one set per context, however many tables share it
+        ctx.broadcasts = JobBroadcasts(ctx)
     api_base, socket_base, page_base, wrap, ws_wrap = _bases(flavor)
     prefix = re.escape(ctx.base_url)
     kwargs = {"ctx": ctx}
