@@ -27,7 +27,6 @@ import time
 import unicodedata
 import uuid
 import weakref
-import zipfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -46,6 +45,7 @@ from .fsutil import contained, safe_filename
 from .ingest import Skipped, UploadedFile, iter_sources, unique_names
 from .jobs import Item, ItemStatus, Job, JobStatus
 from .options import ProcessOptions
+from .results_zip import stream_zip
 from .store import JobStore, NewItem
 from .worker import Worker
 
@@ -92,37 +92,6 @@ def _download_name(item: Item, output: str) -> str:
     )
     stem = display.stem if display.suffix else display.name
     return str(display.with_name(f"{stem or 'image'}{suffix}"))
-
-
-class _ZipSink:
-    """A write-only, non-seekable file for :class:`zipfile.ZipFile` that hands the
-    bytes out in pieces, so a ZIP of any size is streamed with bounded memory."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self._position = 0
-
-    def write(self, data: bytes) -> int:
-        if data:
-            self._chunks.append(bytes(data))
-            self._position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._position
-
-    def flush(self) -> None:
-        pass
-
-    def drain(self) -> Iterator[bytes]:
-        if self._chunks:
-            chunks, self._chunks = self._chunks, []
-            yield b"".join(chunks)
-
-
-def _zip_time(path: Path) -> tuple[int, int, int, int, int, int]:
-    stamp = time.localtime(max(path.stat().st_mtime, 315_532_800 + 86_400))  # ZIP starts at 1980
-    return stamp[:6]
 
 
 class PhotoService:
@@ -350,27 +319,7 @@ class PhotoService:
         PNG/WebP/JPEG do not compress further). Unknown jobs raise here, before
         the first byte, so a server can still answer 404."""
         files = self.results(job_id)
-        return self._zip_stream(files, chunk_size)
-
-    @staticmethod
-    def _zip_stream(files: list[ResultFile], chunk_size: int) -> Iterator[bytes]:
-        sink = _ZipSink()
-        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for result in files:
-                try:
-                    source = result.path.open("rb")
-                except OSError:  # deleted meanwhile
-                    continue
-                with source:
-                    info = zipfile.ZipInfo(result.name, date_time=_zip_time(result.path))
-                    info.compress_type = zipfile.ZIP_STORED
-                    info.external_attr = 0o644 << 16
-                    with zf.open(info, "w", force_zip64=result.size >= 0x7FFF0000) as target:
-                        while chunk := source.read(chunk_size):
-                            target.write(chunk)
-                            yield from sink.drain()
-                yield from sink.drain()
-        yield from sink.drain()
+        return stream_zip(files, chunk_size)
 
     def input_path(self, job_id: str, index: int) -> Path:
         """The staged original of an item (for galleries). Items that were never
