@@ -25,7 +25,6 @@ import sqlite3
 import threading
 import time
 import unicodedata
-import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -43,7 +42,7 @@ from .errors import (
 from .events import EventHub
 from .fsutil import contained, safe_filename
 from .ingest import Skipped, UploadedFile, iter_sources, unique_names
-from .jobs import Item, ItemStatus, Job, JobStatus
+from .jobs import Item, ItemStatus, Job, JobStatus, canonical_job_id, new_job_id
 from .options import ProcessOptions
 from .results_zip import stream_zip
 from .store import JobStore, NewItem
@@ -56,7 +55,6 @@ log = logging.getLogger("photoproc.service")
 _MEDIA_TYPES = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg"}
 # Characters that some file system or unzip tool refuses in a name.
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f<>:"|?*\\]')
-_JOB_DIR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -160,7 +158,7 @@ class PhotoService:
             options = ProcessOptions.from_mapping(options)
         if isinstance(inputs, (str, os.PathLike, UploadedFile)):
             inputs = [inputs]
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         job_dir = self.settings.jobs_dir / job_id
         items: list[NewItem] = []
         images = 0
@@ -271,7 +269,7 @@ class PhotoService:
         except FileNotFoundError:
             return
         for path in entries:
-            if not _JOB_DIR.fullmatch(path.name) or not path.is_dir():
+            if canonical_job_id(path.name) != path.name or not path.is_dir():
                 continue
             try:
                 if path.stat().st_mtime >= cutoff:

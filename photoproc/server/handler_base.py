@@ -10,7 +10,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 from collections.abc import Callable
 from pathlib import PurePosixPath
 from typing import Any, TypeVar
@@ -20,6 +19,7 @@ from tornado.ioloop import IOLoop
 
 from ..errors import PhotoprocError
 from ..fsutil import safe_filename
+from ..jobs import canonical_job_id
 from .context import ServerContext
 from .errors import ApiError, from_exception, to_api_error
 
@@ -28,7 +28,6 @@ __all__ = ["MAX_INT", "RESULT_MEDIA_TYPES", "PhotoprocMixin", "content_dispositi
 log = logging.getLogger("photoproc.server")
 T = TypeVar("T")
 
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
 #: the only media types ever sent as results; anything else is refused.
 RESULT_MEDIA_TYPES = frozenset({"image/png", "image/webp", "image/jpeg"})
 #: bound of every integer query parameter (SQLite and Python agree below it).
@@ -98,9 +97,9 @@ class PhotoprocMixin:
     # -- arguments ----------------------------------------------------------------------------
 
     def job_id_arg(self, job_id: str) -> str:
-        """A canonical uuid4, or 404 without touching the database or the disk."""
-        text = job_id.strip().lower()
-        if not _UUID4.fullmatch(text):
+        """A canonical job id, or 404 without touching the database or the disk."""
+        text = canonical_job_id(job_id)
+        if text is None:
             raise ApiError(404, "job_not_found", f"job {job_id[:64]!r} not found")
         return text
 

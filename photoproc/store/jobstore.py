@@ -23,11 +23,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -35,14 +33,13 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ItemNotFoundError, JobNotFoundError
-from ..jobs import Item, Job, JobStatus
+from ..jobs import Item, Job, JobStatus, canonical_job_id, new_job_id
 from .records import Claim, NewItem, item_from_row, job_from_row, relative_path
 from .schema import connect
 from .transaction import ACTIVE, CLAIMABLE, ENDED, Transaction
 
 __all__ = ["Claim", "JobStore", "NewItem"]
 
-_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Forgotten heartbeats are pruned after a day so the table stays small.
 _WORKER_RETENTION = 86_400.0
 
@@ -169,9 +166,9 @@ class JobStore:
         items = list(items)
         if not items:
             raise ValueError("a job needs at least one item")
-        job_id = str(uuid.uuid4()) if job_id is None else job_id
-        if not _JOB_ID.fullmatch(job_id):
-            raise ValueError(f"job id must be a lower-case UUID, got {job_id!r}")
+        job_id = new_job_id() if job_id is None else job_id
+        if canonical_job_id(job_id) != job_id:
+            raise ValueError(f"job id must be a lower-case UUID (version 4), got {job_id!r}")
         pre_failed = sum(item.error is not None for item in items)
         all_failed = pre_failed == len(items)
         paths = [
@@ -483,11 +480,10 @@ class JobStore:
     @staticmethod
     def _id(job_id: object) -> str:
         """Canonical job id; anything malformed cannot name a job."""
-        if isinstance(job_id, str):
-            canonical = job_id.strip().lower()
-            if _JOB_ID.fullmatch(canonical):
-                return canonical
-        raise JobNotFoundError(str(job_id)[:80])
+        canonical = canonical_job_id(job_id)
+        if canonical is None:
+            raise JobNotFoundError(str(job_id)[:80])
+        return canonical
 
     @staticmethod
     def _status_filter(status: str | JobStatus | None) -> tuple[str, tuple[str, ...]]:
