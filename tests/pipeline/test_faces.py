@@ -27,6 +27,7 @@ from photoproc.pipeline.faces import (
     yunet_cache_path,
     yunet_path,
 )
+from photoproc.pipeline.models import models_home
 from photoproc.pipeline.types import Face
 
 pytestmark = pytest.mark.timeout(60)
@@ -228,7 +229,7 @@ def test_yunet_path_order(tmp_path, monkeypatch):
     configured.write_bytes(b"a")
     from_env.write_bytes(b"b")
     cached = yunet_cache_path()
-    assert cached.parent.parent == Path(faces._models_home())
+    assert cached.parent.parent == models_home()
     assert str(cached).startswith(os.environ["REMBG_HOME"])  # the test's isolated home
     cached.parent.mkdir(parents=True)
     cached.write_bytes(b"c")

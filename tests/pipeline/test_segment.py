@@ -298,7 +298,6 @@ def test_set_providers(tmp_path):
 
 
 def test_grabcut_is_built_lazily_and_cached():
-    pytest.importorskip("photoproc.pipeline.grabcut", reason="grabcut.py not written yet")
     segmenter = get_segmenter("grabcut")
     assert segmenter is get_segmenter("offline")
     assert isinstance(segmenter, Segmenter)
