@@ -146,6 +146,10 @@ def test_bad_option_is_a_clear_error(tmp_path: Path):
     assert "bgcolor" in proc.stderr and "Traceback" not in proc.stderr
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.timeout(600)
 def test_ctrl_c_stops_cleanly_without_half_written_files(tmp_path: Path):
     # Far more work than can finish between the first result and the signal, however
@@ -174,6 +178,10 @@ def test_ctrl_c_stops_cleanly_without_half_written_files(tmp_path: Path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A job started in the background (nohup, `cmd &` in a script, some CI runners)
+        # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt. What a
+        # user's Ctrl-C reaches is a foreground process: give the child that disposition.
+        preexec_fn=_default_sigint,
     )
     try:
         # Generous: a machine under a load of 15 on 2 cores takes minutes here.
