@@ -48,6 +48,7 @@ demo: venv samples
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: venv system-deps lint
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -204,18 +204,18 @@ class EventHub:
         if notified or version != self._data_version:
             self._data_version = version
             latest: dict[str, Job] = {}
-            for job in self.store.jobs_changed_since(self._revision):
-                self._revision = max(self._revision, job.version)
-                latest[job.id] = job
+            for changed in self.store.jobs_changed_since(self._revision):
+                self._revision = max(self._revision, changed.version)
+                latest[changed.id] = changed
             now = self.clock()
             for sub in subs:
-                job = latest.get(sub.job_id)
-                if sub.ended or job is None or job.version <= sub.last_version:
+                news = latest.get(sub.job_id)
+                if sub.ended or news is None or news.version <= sub.last_version:
                     continue
-                if job.ended or sub.bucket.ready(now):
-                    self._deliver(sub, job)
+                if news.ended or sub.bucket.ready(now):
+                    self._deliver(sub, news)
                 else:
-                    sub.pending = job  # trailing: the newest snapshot wins
+                    sub.pending = news  # trailing: the newest snapshot wins
         self._check_existence(subs)
 
         now = self.clock()

@@ -190,7 +190,8 @@ class ProcessOptions:
                 "aspect", f"{self.aspect!r} is not one of {', '.join(ASPECTS)}"
             )
         set_(self, "aspect", aspect)
-        if self.output_size in ("", None):
+        size: object = self.output_size  # a form sends "" for "none"
+        if size in ("", None):
             set_(self, "output_size", None)
         else:
             size = _to_number("output_size", self.output_size, int)

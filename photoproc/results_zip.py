@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
@@ -46,6 +46,9 @@ class ZipSink:
     def flush(self) -> None:
         pass
 
+    def close(self) -> None:
+        pass  # a ZipFile never closes a file it was handed; here for the file protocol
+
     def drain(self) -> Iterator[bytes]:
         if self._chunks:
             chunks, self._chunks = self._chunks, []
@@ -57,7 +60,9 @@ def zip_time(path: Path) -> tuple[int, int, int, int, int, int]:
     return stamp[:6]
 
 
-def stream_zip(files: Iterable[ZipEntry], chunk_size: int = 1 << 20) -> Iterator[bytes]:
+def stream_zip(
+    files: Iterable[ZipEntry], chunk_size: int = 1 << 20
+) -> Generator[bytes, None, None]:
     """The files as a ZIP, piece by piece (stored: PNG/WebP/JPEG do not compress
     further); a file deleted meanwhile is left out."""
     sink = ZipSink()

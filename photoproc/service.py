@@ -13,6 +13,7 @@ the data dir, never bytes.
 from __future__ import annotations
 
 import atexit
+import builtins
 import datetime
 import logging
 import mimetypes
@@ -26,10 +27,10 @@ import threading
 import time
 import unicodedata
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, TypeAlias
 
 from .config import Settings
 from .errors import (
@@ -48,7 +49,15 @@ from .results_zip import stream_zip
 from .store import JobStore, NewItem
 from .worker import Worker
 
-__all__ = ["PhotoService", "ResultFile"]
+__all__ = ["PhotoService", "ResultFile", "SubmitInput", "SubmitInputs"]
+
+#: one input of :meth:`PhotoService.submit`: a path (image, folder or ZIP), an uploaded
+#: file, or a ``(name, bytes)`` / ``(name, binary stream)`` pair.
+SubmitInput: TypeAlias = (
+    "str | os.PathLike[str] | UploadedFile | tuple[str, bytes] | tuple[str, BinaryIO]"
+)
+#: what :meth:`PhotoService.submit` takes: one path or uploaded file, or many inputs.
+SubmitInputs: TypeAlias = "str | os.PathLike[str] | UploadedFile | Iterable[SubmitInput]"
 
 log = logging.getLogger("photoproc.service")
 
@@ -139,7 +148,7 @@ class PhotoService:
 
     def submit(
         self,
-        inputs: Any,
+        inputs: SubmitInputs,
         options: ProcessOptions | Mapping[str, Any] | None = None,
         *,
         source: str = "api",
@@ -282,7 +291,7 @@ class PhotoService:
 
     # -- results ---------------------------------------------------------------------
 
-    def results(self, job_id: str) -> list[ResultFile]:
+    def results(self, job_id: str) -> builtins.list[ResultFile]:
         """The output files of the job's finished items, in item order, with unique
         download names (``sub/cat.png``, ``cat (2).png`` for a second ``cat.jpg``).
         Only files recorded by a finished item are listed: a half-written
@@ -312,7 +321,9 @@ class PhotoService:
             for (index, _, path, size), name in zip(found, names, strict=True)
         ]
 
-    def results_zip(self, job_id: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def results_zip(
+        self, job_id: str, *, chunk_size: int = 1 << 20
+    ) -> Generator[bytes, None, None]:
         """The results as a ZIP, produced piece by piece (stored, not deflated:
         PNG/WebP/JPEG do not compress further). Unknown jobs raise here, before
         the first byte, so a server can still answer 404."""
@@ -378,7 +389,7 @@ class PhotoService:
             return True
         return bool(self._live_workers())
 
-    def _live_workers(self) -> list[dict[str, Any]]:
+    def _live_workers(self) -> builtins.list[dict[str, Any]]:
         # A worker on this host whose process is gone is dead now, not in 10 s.
         host = socket.gethostname()
         live = []

@@ -102,7 +102,9 @@ def cutout(bgr: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     # OpenCV's SIMD ops: ~8x quicker at 12 MP than numpy boolean indexing (27 vs 220 ms).
     bgra = cv2.cvtColor(bgr, cv2.COLOR_BGR2BGRA)
     bgra[..., 3] = alpha
-    return cv2.bitwise_and(bgra, bgra, mask=cv2.compare(alpha, 0, cv2.CMP_GT))
+    # OpenCV's stubs lack compare()'s scalar form, which the library has.
+    opaque = cv2.compare(alpha, 0, cv2.CMP_GT)  # type: ignore[call-overload]
+    return cv2.bitwise_and(bgra, bgra, mask=opaque)
 
 
 def apply_background(bgra: np.ndarray, color: tuple[int, int, int, int]) -> np.ndarray:

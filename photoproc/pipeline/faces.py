@@ -151,7 +151,8 @@ def _detector(kind: str, key: str = "") -> Any:
     if detector is None:
         if kind == "haar":
             detector = cv2.CascadeClassifier(
-                cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+                cv2.data.haarcascades  # type: ignore[attr-defined]  # not in OpenCV's stubs
+                + "haarcascade_frontalface_default.xml"
             )
             if detector.empty():
                 raise RuntimeError("OpenCV's Haar cascade file is missing (opencv-python 5.x?)")

@@ -11,6 +11,7 @@ costs less to upscale and encode. The pixels are decoded once.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -20,6 +21,9 @@ from . import encode as enc
 from .decode import DEFAULT_MAX_PIXELS, decode
 from .png import encode_cutout_png
 from .types import Face, Output, Result
+
+if TYPE_CHECKING:
+    from .segment import Segmenter
 
 __all__ = ["NO_FACE_WARNING", "configure_threads", "process_image", "warm_up"]
 
@@ -50,7 +54,7 @@ def warm_up(options: ProcessOptions) -> None:
         )
 
 
-def _segmenter(options: ProcessOptions):
+def _segmenter(options: ProcessOptions) -> Segmenter:
     from .segment import get_segmenter
 
     return get_segmenter(options.model, options.model_path)
@@ -169,7 +173,7 @@ def _render(
     resize = face is not None and options.output_size
     height, width = colour.shape[:2]
     plain_cutout = alpha is not None and not (options.bgcolor or resize)
-    if plain_cutout and options.format == "png" and not keep_pixels:
+    if plain_cutout and alpha is not None and options.format == "png" and not keep_pixels:
         # The common case: cutout and PNG made together, strip by strip (png.py).
         clock.lap("compose")
         data = encode_cutout_png(colour, alpha)
