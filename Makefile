@@ -55,6 +55,7 @@ demo: venv samples
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 test: venv system-deps react-deps lint models
 	$(BIN)/python -m pytest -q -p no:cacheprovider

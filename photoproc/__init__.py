@@ -1,5 +1,6 @@
 """photoproc — remove photo backgrounds and crop faces in bulk."""
 
+from ._version import __version__
 from .errors import (
     ImageTooLargeError,
     InvalidImageError,
@@ -11,8 +12,6 @@ from .errors import (
 )
 from .options import ProcessOptions
 from .server.extension import _jupyter_server_extension_points
-
-__version__ = "0.1.0"
 
 # Heavy names (numpy, OpenCV, onnxruntime, SQLite worker) load on first use so that
 # `import photoproc` — done by jupyter_server for every start — stays cheap.

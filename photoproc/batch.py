@@ -3,7 +3,7 @@
 Images are processed by a pool of threads that share one model session: every
 heavy step (decode, resize, onnxruntime's ``run``, encode) releases the GIL, so
 two threads keep two cores busy like two processes would, without loading the
-model twice (DESIGN.md). At most ``2 × workers`` images are in memory at once,
+model twice (docs/architecture.md). At most ``2 × workers`` images are in memory at once,
 whatever the size of the input, so memory stays flat on long runs.
 
 With ``executor`` (``photoproc process --dask``: a Dask client's

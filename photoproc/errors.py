@@ -134,7 +134,7 @@ class JobNotFoundError(JobError, KeyError):
         super().__init__(f"job {job_id} not found")
 
     def __str__(self) -> str:  # KeyError would quote the message
-        return self.args[0]
+        return str(self.args[0])
 
 
 class ItemNotFoundError(JobError, KeyError):
@@ -144,7 +144,7 @@ class ItemNotFoundError(JobError, KeyError):
         super().__init__(f"job {job_id} has no item {index}")
 
     def __str__(self) -> str:
-        return self.args[0]
+        return str(self.args[0])
 
 
 class JobStateError(JobError):

@@ -21,7 +21,8 @@ at once instead of waiting for the next tick (measured: same-process p95 delay
 finds the bucket empty is held back and delivered as the latest snapshot as
 soon as a token is back (a trailing event), so a quiet period never hides the
 newest progress. A terminal state is delivered at once, exactly once, and ends
-the subscription.
+the subscription. The bucket is :class:`photoproc.throttle.TokenBucket`; its
+clock (``clock=``, monotonic by default) is the hub's, so tests can drive it.
 """
 
 from __future__ import annotations
@@ -30,11 +31,12 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from .errors import JobNotFoundError
 from .jobs import Job
 from .store import JobStore
+from .throttle import Clock, TokenBucket
 
 __all__ = ["EventHub"]
 
@@ -45,15 +47,12 @@ log = logging.getLogger("photoproc.events")
 class _Subscription:
     job_id: str
     callback: Callable[[Job], None]
-    on_end: Callable[[], None] | None = None
+    on_end: Callable[[], None] | None
+    bucket: TokenBucket
     last_version: int = -1
-    last_sent: float = 0.0
-    tokens: float = 0.0
-    refilled: float = field(default_factory=time.monotonic)
     pending: Job | None = None
     initial: bool = True
     ended: bool = False
-    created: float = field(default_factory=time.monotonic)
 
 
 class EventHub:
@@ -67,8 +66,10 @@ class EventHub:
         min_interval: float = 0.1,
         burst: int = 3,
         existence_check_seconds: float = 2.0,
+        clock: Clock = time.monotonic,
     ) -> None:
         self.store = store
+        self.clock = clock
         self.poll_seconds = poll_seconds
         self.min_interval = min_interval
         self.burst = burst
@@ -80,7 +81,7 @@ class EventHub:
         self._thread: threading.Thread | None = None
         self._revision = 0
         self._data_version: int | None = None
-        self._last_existence_check = time.monotonic()
+        self._last_existence_check = clock()
 
     def subscribe(
         self,
@@ -96,7 +97,8 @@ class EventHub:
         closes). Returns the function that unsubscribes.
         """
         self.store.get_job(job_id)  # JobNotFoundError here, in the caller's thread
-        sub = _Subscription(job_id, callback, on_end, tokens=float(self.burst))
+        bucket = TokenBucket(self.min_interval, self.burst, clock=self.clock)
+        sub = _Subscription(job_id, callback, on_end, bucket)
         with self._cond:
             if self._closed:
                 raise RuntimeError("the event hub is closed")
@@ -180,17 +182,12 @@ class EventHub:
                 log.exception("event scan failed")
                 time.sleep(self.poll_seconds)
 
-    def _refill(self, sub: _Subscription, now: float) -> float:
-        sub.tokens = min(self.burst, sub.tokens + (now - sub.refilled) / self.min_interval)
-        sub.refilled = now
-        return sub.tokens
-
     def _wait_time(self) -> float:
         wait = self.poll_seconds
-        now = time.monotonic()
+        now = self.clock()
         for sub in self._subs:
             if sub.pending is not None:
-                wait = min(wait, (1.0 - self._refill(sub, now)) * self.min_interval)
+                wait = min(wait, sub.bucket.wait(now))
         return max(0.001, wait)
 
     def _scan(self, subs: list[_Subscription], notified: bool) -> None:
@@ -207,28 +204,28 @@ class EventHub:
         if notified or version != self._data_version:
             self._data_version = version
             latest: dict[str, Job] = {}
-            for job in self.store.jobs_changed_since(self._revision):
-                self._revision = max(self._revision, job.version)
-                latest[job.id] = job
-            now = time.monotonic()
+            for changed in self.store.jobs_changed_since(self._revision):
+                self._revision = max(self._revision, changed.version)
+                latest[changed.id] = changed
+            now = self.clock()
             for sub in subs:
-                job = latest.get(sub.job_id)
-                if sub.ended or job is None or job.version <= sub.last_version:
+                news = latest.get(sub.job_id)
+                if sub.ended or news is None or news.version <= sub.last_version:
                     continue
-                if job.ended or self._refill(sub, now) >= 1.0:
-                    self._deliver(sub, job)
+                if news.ended or sub.bucket.ready(now):
+                    self._deliver(sub, news)
                 else:
-                    sub.pending = job  # trailing: the newest snapshot wins
+                    sub.pending = news  # trailing: the newest snapshot wins
         self._check_existence(subs)
 
-        now = time.monotonic()
+        now = self.clock()
         for sub in subs:
-            if not sub.ended and sub.pending is not None and self._refill(sub, now) >= 1.0:
+            if not sub.ended and sub.pending is not None and sub.bucket.ready(now):
                 self._deliver(sub, sub.pending)
 
     def _check_existence(self, subs: list[_Subscription]) -> None:
         # A deleted job never shows up as changed again; end its watchers.
-        now = time.monotonic()
+        now = self.clock()
         if now - self._last_existence_check < self.existence_check_seconds:
             return
         self._last_existence_check = now
@@ -246,8 +243,7 @@ class EventHub:
         sub.pending = None
         sub.initial = False
         sub.last_version = job.version
-        sub.last_sent = time.monotonic()
-        sub.tokens = max(0.0, sub.tokens - 1.0)
+        sub.bucket.spend()
         try:
             sub.callback(job)
         except Exception:

@@ -7,12 +7,43 @@ when the job can no longer change; ``failed`` says how many of those failed.
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from enum import Enum
 from typing import Any
 
-__all__ = ["TERMINAL_ITEM", "TERMINAL_JOB", "Item", "ItemStatus", "Job", "JobStatus", "iso_time"]
+__all__ = [
+    "TERMINAL_ITEM",
+    "TERMINAL_JOB",
+    "Item",
+    "ItemStatus",
+    "Job",
+    "JobStatus",
+    "canonical_job_id",
+    "iso_time",
+    "new_job_id",
+]
+
+# The one rule for job ids, used by the store, the service and every edge: a uuid4 in
+# its canonical lower-case form. Anything else names no job, so it is refused before it
+# reaches the database or the disk (job ids become folder names).
+_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())
+
+
+def canonical_job_id(value: object) -> str | None:
+    """``value`` as a job id (surrounding blanks and upper case forgiven), or ``None``
+    when it cannot name a job."""
+    if isinstance(value, str):
+        text = value.strip().lower()
+        if _JOB_ID.fullmatch(text):
+            return text
+    return None
 
 
 def iso_time(timestamp: float | None) -> str | None:

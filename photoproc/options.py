@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from .errors import InvalidOptionsError
+from .flags import parse_bool
 
 __all__ = ["ASPECTS", "FACE_DETECTORS", "FORMATS", "ProcessOptions", "parse_color"]
 
@@ -22,8 +23,6 @@ FORMATS = ("png", "webp", "jpeg")
 ASPECTS = {"1:1": 1.0, "4:5": 4 / 5, "3:4": 3 / 4, "free": None}
 FACE_DETECTORS = ("auto", "yunet", "haar")
 _FORMAT_ALIASES = {"jpg": "jpeg"}
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", ""}
 _NAMED_COLORS = {
     "white": (255, 255, 255, 255),
     "black": (0, 0, 0, 255),
@@ -76,11 +75,9 @@ def _to_bool(name: str, value: Any) -> bool:
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
     if isinstance(value, str):
-        text = value.strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
+        parsed = parse_bool(value)
+        if parsed is not None:
+            return parsed
     raise InvalidOptionsError(name, f"{value!r} is not a boolean (use true/false)")
 
 
@@ -197,7 +194,8 @@ class ProcessOptions:
                 "aspect", f"{self.aspect!r} is not one of {', '.join(ASPECTS)}"
             )
         set_(self, "aspect", aspect)
-        if self.output_size in ("", None):
+        size: object = self.output_size  # a form sends "" for "none"
+        if size in ("", None):
             set_(self, "output_size", None)
         else:
             size = _to_number("output_size", self.output_size, int)

@@ -13,24 +13,22 @@ the data dir, never bytes.
 from __future__ import annotations
 
 import atexit
+import builtins
 import datetime
 import logging
 import mimetypes
 import os
 import queue
-import re
 import shutil
 import socket
 import sqlite3
 import threading
 import time
-import uuid
 import weakref
-import zipfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal, TypeAlias
 
 from .config import Settings
 from .errors import (
@@ -45,19 +43,27 @@ from .errors import (
 from .events import EventHub
 from .fsutil import contained
 from .ingest import MALFORMED, NOT_IMAGE, TOO_LARGE, Skipped, UploadedFile, iter_sources
-from .jobs import Item, ItemStatus, Job, JobStatus
+from .jobs import Item, ItemStatus, Job, JobStatus, canonical_job_id, new_job_id
 from .naming import UniqueStems, ascii_name, clean_path, output_names, output_stem
 from .options import ProcessOptions
+from .results_zip import stream_zip
 from .store import JobStore, NewItem
 from .worker import Worker
 from .worker.executors import Executor, dask_executor
 
-__all__ = ["PhotoService", "ResultFile"]
+__all__ = ["PhotoService", "ResultFile", "SubmitInput", "SubmitInputs"]
+
+#: one input of :meth:`PhotoService.submit`: a path (image, folder or ZIP), an uploaded
+#: file, or a ``(name, bytes)`` / ``(name, binary stream)`` pair.
+SubmitInput: TypeAlias = (
+    "str | os.PathLike[str] | UploadedFile | tuple[str, bytes] | tuple[str, BinaryIO]"
+)
+#: what :meth:`PhotoService.submit` takes: one path or uploaded file, or many inputs.
+SubmitInputs: TypeAlias = "str | os.PathLike[str] | UploadedFile | Iterable[SubmitInput]"
 
 log = logging.getLogger("photoproc.service")
 
 _MEDIA_TYPES = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg"}
-_JOB_DIR = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)
@@ -71,37 +77,6 @@ class ResultFile:
     path: Path
     media_type: str
     size: int
-
-
-class _ZipSink:
-    """A write-only, non-seekable file for :class:`zipfile.ZipFile` that hands the
-    bytes out in pieces, so a ZIP of any size is streamed with bounded memory."""
-
-    def __init__(self) -> None:
-        self._chunks: list[bytes] = []
-        self._position = 0
-
-    def write(self, data: bytes) -> int:
-        if data:
-            self._chunks.append(bytes(data))
-            self._position += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self._position
-
-    def flush(self) -> None:
-        pass
-
-    def drain(self) -> Iterator[bytes]:
-        if self._chunks:
-            chunks, self._chunks = self._chunks, []
-            yield b"".join(chunks)
-
-
-def _zip_time(path: Path) -> tuple[int, int, int, int, int, int]:
-    stamp = time.localtime(max(path.stat().st_mtime, 315_532_800 + 86_400))  # ZIP starts at 1980
-    return stamp[:6]
 
 
 class PhotoService:
@@ -157,7 +132,7 @@ class PhotoService:
 
     def submit(
         self,
-        inputs: Any,
+        inputs: SubmitInputs,
         options: ProcessOptions | Mapping[str, Any] | None = None,
         *,
         source: str = "api",
@@ -181,7 +156,7 @@ class PhotoService:
             options = ProcessOptions.from_mapping(options)
         if isinstance(inputs, (str, os.PathLike, UploadedFile)):
             inputs = [inputs]
-        job_id = str(uuid.uuid4())
+        job_id = new_job_id()
         job_dir = self.settings.jobs_dir / job_id
         items: list[NewItem] = []
         images = staged = 0
@@ -292,7 +267,7 @@ class PhotoService:
         except FileNotFoundError:
             return
         for path in entries:
-            if not _JOB_DIR.fullmatch(path.name) or not path.is_dir():
+            if canonical_job_id(path.name) != path.name or not path.is_dir():
                 continue
             try:
                 if path.stat().st_mtime >= cutoff:
@@ -305,7 +280,7 @@ class PhotoService:
 
     # -- results ---------------------------------------------------------------------
 
-    def results(self, job_id: str) -> list[ResultFile]:
+    def results(self, job_id: str) -> builtins.list[ResultFile]:
         """The output files of the job's finished items, in item order, with unique
         download names (``sub/cat.png``, ``cat (2).png`` for a second ``cat.jpg``,
         ``cat_face1.png``… for the faces of one photo; see :mod:`photoproc.naming`).
@@ -340,32 +315,14 @@ class PhotoService:
                 )
         return found
 
-    def results_zip(self, job_id: str, *, chunk_size: int = 1 << 20) -> Iterator[bytes]:
+    def results_zip(
+        self, job_id: str, *, chunk_size: int = 1 << 20
+    ) -> Generator[bytes, None, None]:
         """The results as a ZIP, produced piece by piece (stored, not deflated:
         PNG/WebP/JPEG do not compress further). Unknown jobs raise here, before
         the first byte, so a server can still answer 404."""
         files = self.results(job_id)
-        return self._zip_stream(files, chunk_size)
-
-    @staticmethod
-    def _zip_stream(files: list[ResultFile], chunk_size: int) -> Iterator[bytes]:
-        sink = _ZipSink()
-        with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for result in files:
-                try:
-                    source = result.path.open("rb")
-                except OSError:  # deleted meanwhile
-                    continue
-                with source:
-                    info = zipfile.ZipInfo(result.name, date_time=_zip_time(result.path))
-                    info.compress_type = zipfile.ZIP_STORED
-                    info.external_attr = 0o644 << 16
-                    with zf.open(info, "w", force_zip64=result.size >= 0x7FFF0000) as target:
-                        while chunk := source.read(chunk_size):
-                            target.write(chunk)
-                            yield from sink.drain()
-                yield from sink.drain()
-        yield from sink.drain()
+        return stream_zip(files, chunk_size)
 
     def input_path(self, job_id: str, index: int) -> Path:
         """The staged original of an item (for galleries). Items that were never
@@ -426,7 +383,7 @@ class PhotoService:
             return True
         return bool(self._live_workers())
 
-    def _live_workers(self) -> list[dict[str, Any]]:
+    def _live_workers(self) -> builtins.list[dict[str, Any]]:
         # A worker on this host whose process is gone is dead now, not in 10 s.
         host = socket.gethostname()
         live = []

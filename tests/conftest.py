@@ -56,3 +56,27 @@ def real_u2netp() -> Path:
         "real u2netp weights not found (../shared/models/u2netp.onnx, or "
         "`photoproc models pull u2netp`, which `make test` runs)"
     )
+
+
+@pytest.fixture
+def network_attempts(monkeypatch) -> list[str]:
+    """Every name lookup or outgoing connection this process tries, refused and recorded.
+
+    "Fails fast offline" is asserted as "never touched the network", not as a time.
+    """
+    import socket
+
+    tried: list[str] = []
+
+    def lookup(host, *args, **kwargs):
+        tried.append(f"lookup {host}")
+        raise socket.gaierror(socket.EAI_NONAME, "network disabled by the test")
+
+    def connect(self, address):
+        tried.append(f"connect {address}")
+        raise ConnectionRefusedError("network disabled by the test")
+
+    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect)
+    return tried

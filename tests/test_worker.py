@@ -166,7 +166,8 @@ def test_poison_pill_and_hang_fail_their_item_and_the_worker_survives(
 
 
 def test_graceful_stop_releases_running_items(data_dir, store, monkeypatch):
-    monkeypatch.setenv("PHOTOPROC_TEST_SLEEP", "30")
+    # Items sleep far past the module's timeout: a stop that waited for them fails the test.
+    monkeypatch.setenv("PHOTOPROC_TEST_SLEEP", "600")
     job_id = store_job(store, data_dir, [make_png(i) for i in range(4)])
     worker = Worker(store, make_settings(data_dir, item_function="support.worker_proc:slow"))
     worker.start()
@@ -175,9 +176,7 @@ def test_graceful_stop_releases_running_items(data_dir, store, monkeypatch):
         return [i for i in store.get_items(job_id) if i.status is ItemStatus.PROCESSING]
 
     wait_for(lambda: len(running()) == 2, 20, message="two running items")
-    started = time.monotonic()
     worker.stop(timeout=0.5)
-    assert time.monotonic() - started < 10
     items = store.get_items(job_id)
     assert [i.status for i in items] == [ItemStatus.PENDING] * 4
     assert {i.attempts for i in items} == {0}  # a released attempt does not count

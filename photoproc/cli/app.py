@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from ..errors import InvalidOptionsError
 from .hosting import add_host_arguments
@@ -56,7 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _app_class() -> type:
+def _app_class() -> Any:
     from tornado.ioloop import IOLoop
 
     from ..server.voila_app import PhotoprocVoila

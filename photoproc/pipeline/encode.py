@@ -1,6 +1,6 @@
 """Mask refinement, compositing and encoding — the steps after the model.
 
-Measured on this project's 2-core machine (DESIGN.md), encoding is where
+Measured on this project's 2-core machine (docs/architecture.md), encoding is where
 rembg spends most of its time: Pillow's PNG at level 6 takes ~1.2 s for 12 MP.
 OpenCV's PNG writer (zlib level 1, RLE strategy, SUB filter) takes ~0.23 s for
 a file of similar size once the RGB under fully transparent pixels is zeroed, and
@@ -139,7 +139,7 @@ def encode(pixels: np.ndarray, fmt: str, *, jpeg_quality: int = 95) -> bytes:
 
 def _encode_webp(pixels: np.ndarray) -> bytes:
     # Lossless WebP at the fastest effort: smaller than rembg's PNG and 3-4x quicker
-    # (DESIGN.md). Pillow exposes the effort setting, OpenCV does not. Each call has its
+    # (docs/architecture.md). Pillow exposes the effort setting, OpenCV does not. Each call has its
     # own Image object, so threads never share save parameters.
     from PIL import Image
 

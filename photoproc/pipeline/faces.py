@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from ..errors import InvalidOptionsError, ModelNotAvailableError
+from .models import models_home, offline_mode
 from .types import Face
 
 __all__ = [
@@ -83,29 +84,9 @@ _download_lock = threading.Lock()
 _download_failed_at: float | None = None
 
 
-def _offline() -> bool:
-    return os.environ.get("PHOTOPROC_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _models_home() -> Path:
-    """rembg's model folder, so every model photoproc keeps lives in one place."""
-    try:
-        from .models import models_home  # owned by the model registry; may not exist yet
-    except ImportError:
-        pass
-    else:
-        return Path(models_home())
-    # rembg 2.0.86's rule: U2NET_HOME wins, then REMBG_HOME, then $XDG_DATA_HOME/rembg.
-    if os.environ.get("U2NET_HOME"):
-        return Path(os.environ["U2NET_HOME"]).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    default = os.path.join(xdg, "rembg") if xdg else os.path.join("~", ".rembg")
-    return Path(os.environ.get("REMBG_HOME", default)).expanduser()
-
-
 def yunet_cache_path() -> Path:
     """Where a downloaded YuNet file is kept."""
-    return _models_home() / "yunet" / YUNET_FILENAME
+    return models_home() / "yunet" / YUNET_FILENAME
 
 
 def yunet_path(configured: str | Path | None = None, *, download: bool = True) -> Path | None:
@@ -126,7 +107,7 @@ def yunet_path(configured: str | Path | None = None, *, download: bool = True) -
     cached = yunet_cache_path()
     if cached.is_file():
         return cached
-    if not download or _offline():
+    if not download or offline_mode():
         return None
     with _download_lock:
         if cached.is_file():  # another thread fetched it while we waited
@@ -170,7 +151,8 @@ def _detector(kind: str, key: str = "") -> Any:
     if detector is None:
         if kind == "haar":
             detector = cv2.CascadeClassifier(
-                cv2.data.haarcascades + "haarcascade_frontalface_default.xml"
+                cv2.data.haarcascades  # type: ignore[attr-defined]  # not in OpenCV's stubs
+                + "haarcascade_frontalface_default.xml"
             )
             if detector.empty():
                 raise RuntimeError("OpenCV's Haar cascade file is missing (opencv-python 5.x?)")
@@ -247,7 +229,7 @@ def detect_faces(
 
     model = None if detector == "haar" else yunet_path(yunet_model)
     if detector == "yunet" and model is None:
-        raise _not_available("no model file found" + (" (offline)" if _offline() else ""))
+        raise _not_available("no model file found" + (" (offline)" if offline_mode() else ""))
     raw: list[tuple[float, float, float, float, float]] | None = None
     if model is not None:
         try:

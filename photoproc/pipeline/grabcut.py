@@ -199,8 +199,8 @@ def _boundary_saliency(image: np.ndarray, segments: int = 250) -> np.ndarray:
     flat = labels.ravel()
     count = np.bincount(flat, minlength=n).astype(np.float64)
     lab = cv2.cvtColor(image.astype(np.float32) / 255, cv2.COLOR_BGR2Lab).reshape(-1, 3)
-    colour = np.stack([np.bincount(flat, lab[:, c], minlength=n) for c in range(3)], 1)
-    colour /= count[:, None]
+    colour: np.ndarray = np.stack([np.bincount(flat, lab[:, c], minlength=n) for c in range(3)], 1)
+    colour = colour / count[:, None]
     yy, xx = np.mgrid[0:h, 0:w]
     cy = np.bincount(flat, yy.ravel() / h, minlength=n) / count
     cx = np.bincount(flat, xx.ravel() / w, minlength=n) / count
@@ -309,9 +309,10 @@ def _cut(image: np.ndarray, prior: np.ndarray, iterations: int) -> np.ndarray:
     mask = np.full((h, w), cv2.GC_PR_BGD, np.uint8)  # the first cut relabels all unsure ones
     mask[edge] = cv2.GC_BGD
     mask[core] = cv2.GC_FGD
-    cv2.grabCut(image, mask, None, bg_model, fg_model, 1, cv2.GC_EVAL_FREEZE_MODEL)
+    # OpenCV takes None for the rect in the mask modes; its stubs do not say so.
+    cv2.grabCut(image, mask, None, bg_model, fg_model, 1, cv2.GC_EVAL_FREEZE_MODEL)  # type: ignore[call-overload]
     if iterations:
-        cv2.grabCut(image, mask, None, bg_model, fg_model, iterations, cv2.GC_EVAL)
+        cv2.grabCut(image, mask, None, bg_model, fg_model, iterations, cv2.GC_EVAL)  # type: ignore[call-overload]
     return _clean((mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD))
 
 
@@ -327,7 +328,7 @@ def _learn_models(fg: np.ndarray, bg: np.ndarray) -> tuple[np.ndarray, np.ndarra
     bg_model = np.zeros((1, 65), np.float64)
     fg_model = np.zeros((1, 65), np.float64)
     cv2.setRNGSeed(0)  # GMM initialisation runs k-means; the RNG is per thread
-    cv2.grabCut(strip, labels, None, bg_model, fg_model, 0, cv2.GC_INIT_WITH_MASK)
+    cv2.grabCut(strip, labels, None, bg_model, fg_model, 0, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
     return bg_model, fg_model
 
 
@@ -346,7 +347,8 @@ def _clean(fg: np.ndarray) -> np.ndarray:
     inner = (x > 0) & (y > 0) & (x + bw < w) & (y + bh < h)
     hole = inner & (area <= _FILL_HOLE * fg.sum())
     hole[0] = False
-    return fg | hole[labels]
+    filled: np.ndarray = fg | hole[labels]
+    return filled
 
 
 def _guided_upsample(
@@ -381,7 +383,7 @@ def _guided_upsample(
 def _otsu(values: np.ndarray) -> float:
     u8 = (np.clip(values, 0, 1) * 255).astype(np.uint8)
     threshold, _ = cv2.threshold(u8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
-    return threshold / 255
+    return float(threshold) / 255
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

@@ -146,7 +146,8 @@ def _pillow_to_bgr(image: Any) -> np.ndarray:
         # Scale 16-bit to 8-bit rather than clip (Pillow's convert("L") clips at 255).
         full_scale = 65535.0 if mode != "F" else (1.0 if float(values.max()) <= 1.0 else 255.0)
         grey = np.clip(values * (255.0 / full_scale) + 0.5, 0, 255).astype(np.uint8)
-        return cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+        bgr: np.ndarray = cv2.cvtColor(grey, cv2.COLOR_GRAY2BGR)
+        return bgr
     if mode in _PILLOW_ALPHA_MODES or "transparency" in image.info:
         return cv2.cvtColor(np.asarray(image.convert("RGBA")), cv2.COLOR_RGBA2BGRA)
     if mode in ("1", "L"):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -22,6 +23,9 @@ from . import encode as enc
 from .decode import DEFAULT_MAX_PIXELS, decode
 from .png import encode_cutout_png
 from .types import Face, Output, Result
+
+if TYPE_CHECKING:
+    from .segment import Segmenter
 
 __all__ = ["NO_FACE_WARNING", "configure_threads", "default_threads", "process_image", "warm_up"]
 
@@ -64,7 +68,7 @@ def warm_up(options: ProcessOptions, *, threads: int | Iterable[int] = 1) -> Non
         )
 
 
-def _segmenter(options: ProcessOptions, threads: int):
+def _segmenter(options: ProcessOptions, threads: int) -> Segmenter:
     from .segment import get_segmenter
 
     return get_segmenter(options.model, options.model_path, threads=threads)
@@ -189,7 +193,7 @@ def _render(
     resize = face is not None and options.output_size
     height, width = colour.shape[:2]
     plain_cutout = alpha is not None and not (options.bgcolor or resize)
-    if plain_cutout and options.format == "png" and not keep_pixels:
+    if plain_cutout and alpha is not None and options.format == "png" and not keep_pixels:
         # The common case: cutout and PNG made together, strip by strip (png.py).
         clock.lap("compose")
         data = encode_cutout_png(colour, alpha)

@@ -9,8 +9,12 @@ gives the usual RGB(A) view for notebooks.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
 
 __all__ = ["Face", "Output", "Result"]
 
@@ -51,7 +55,7 @@ class Output:
     def extension(self) -> str:
         return {"png": ".png", "webp": ".webp", "jpeg": ".jpg"}[self.format]
 
-    def to_pil(self):
+    def to_pil(self) -> PILImage:
         """The result as a PIL image (RGB/RGBA/L)."""
         import io
 

@@ -36,7 +36,10 @@ class ServerContext:
     #: 600 items of a job in every message (98 kB), 200 watchers took 3.4 GB in 60 s
     #: and /health p99 went to 198 ms; without them messages are ~1 kB.
     ws_items_limit: int = 100
-    broadcasts: JobBroadcasts = field(init=False)
+    #: the job broadcasts of the WebSocket route; the route table builds them
+    #: (:func:`photoproc.server.routes.photoproc_routes`), so this module needs no
+    #: import of the handlers.
+    broadcasts: JobBroadcasts | None = field(init=False, default=None)
     #: serialised ``process-status`` bodies by (job id, job version, offset, limit):
     #: many pollers of one job ask for the same version several times a second, and
     #: listing + encoding hundreds of items each time took the IOLoop's CPU from
@@ -56,13 +59,15 @@ class ServerContext:
             self.status_cache.popitem(last=False)
 
     def __post_init__(self) -> None:
-        from .websocket import JobBroadcasts
-
         if not self.base_url.startswith("/"):
             self.base_url = "/" + self.base_url
         if not self.base_url.endswith("/"):
             self.base_url += "/"
-        self.broadcasts = JobBroadcasts(self)
+
+    def job_broadcasts(self) -> JobBroadcasts:
+        if self.broadcasts is None:
+            raise RuntimeError("no route table was built on this context")
+        return self.broadcasts
 
     @property
     def spool_dir(self) -> Path:
@@ -74,4 +79,5 @@ class ServerContext:
 
     def close(self) -> None:
         """Stop every progress subscription (server shutdown)."""
-        self.broadcasts.close()
+        if self.broadcasts is not None:
+            self.broadcasts.close()

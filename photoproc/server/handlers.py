@@ -4,7 +4,9 @@ Each mixin parses the request, makes one service call and writes JSON; it has no
 base class of its own. :mod:`photoproc.server.routes` combines it with the
 host's base — a plain ``RequestHandler`` with token auth (``photoproc serve``,
 Voilà) or jupyter_server's ``APIHandler`` with ``@web.authenticated`` — so the
-three hosts run the same code.
+three hosts run the same code. The two that stream bodies live beside this
+module: :mod:`~photoproc.server.upload_handlers` and
+:mod:`~photoproc.server.download_handlers`.
 
 Service calls are short SQLite transactions, but one may wait on a writer's
 lock, so every call runs on the executor (:meth:`PhotoprocMixin.call`); the
@@ -13,315 +15,30 @@ IOLoop only parses, streams and writes.
 
 from __future__ import annotations
 
-import contextlib
-import functools
-import inspect
 import json
 import logging
-import re
-import shutil
-import uuid
-from collections.abc import Callable
-from pathlib import Path, PurePosixPath
-from typing import Any, TypeVar
-from urllib.parse import quote
+from typing import Any
 
-from tornado.ioloop import IOLoop, PeriodicCallback
-from tornado.iostream import StreamClosedError
+from tornado.ioloop import IOLoop
 
-from ..errors import InvalidOptionsError, NoImagesError, PhotoprocError, UploadTooLargeError
 from ..jobs import JobStatus
-from ..naming import ascii_name
 from ..options import ASPECTS, FACE_DETECTORS, FORMATS, ProcessOptions
-from .context import ServerContext
-from .errors import ApiError, from_exception, to_api_error
-from .uploads import BodyPace, MalformedUploadError, MultipartUpload, boundary_of
+from .errors import ApiError
+from .handler_base import PhotoprocMixin
+from .openapi import openapi_document
 
 __all__ = [
     "CancelMixin",
     "DeleteJobMixin",
-    "DownloadMixin",
     "HealthMixin",
     "InfoMixin",
     "JobsMixin",
     "NotFoundMixin",
     "OpenApiMixin",
-    "PhotoprocMixin",
     "StatusMixin",
-    "UploadMixin",
 ]
 
 log = logging.getLogger("photoproc.server")
-T = TypeVar("T")
-
-_UUID4 = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")
-#: the only media types ever sent as results; anything else is refused.
-RESULT_MEDIA_TYPES = frozenset({"image/png", "image/webp", "image/jpeg"})
-#: form fields that are transport, not processing options.
-_TRANSPORT_FIELDS = frozenset({"_xsrf", "token"})
-_CHUNK = 256 << 10
-#: bound of every integer query parameter (SQLite and Python agree below it).
-MAX_INT = 2**31 - 1
-
-
-def content_disposition(name: str, kind: str = "attachment") -> str:
-    """RFC 6266: an ASCII ``filename`` fallback and the exact name as ``filename*``."""
-    base = PurePosixPath(name.replace("\\", "/")).name or "download"
-    fallback = ascii_name(base, default="download")
-    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{quote(base, safe='')}"
-
-
-class PhotoprocMixin:
-    """What every photoproc handler shares: context, JSON, errors, executor calls."""
-
-    ctx: ServerContext
-    #: ``photoproc serve`` lets these through without a token (static documents).
-    public = False
-
-    # Provided by the RequestHandler this is mixed into.
-    request: Any
-    set_header: Callable[..., None]
-    set_status: Callable[..., None]
-    finish: Callable[..., Any]
-    write: Callable[..., None]
-    flush: Callable[..., Any]
-    get_query_argument: Callable[..., Any]
-    _finished: bool
-
-    def initialize(self, ctx: ServerContext) -> None:
-        self.ctx = ctx
-
-    def set_default_headers(self) -> None:
-        super().set_default_headers()  # type: ignore[misc]
-        self.set_header("X-Content-Type-Options", "nosniff")
-        self.set_header("Cache-Control", "no-store")
-
-    # -- responses ----------------------------------------------------------------------------
-
-    def write_json(self, data: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(data, separators=(",", ":")))
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc_info = kwargs.get("exc_info")
-        status, body = from_exception(status_code, exc_info[1] if exc_info else None)
-        self.set_status(status)
-        if status == 401:
-            self.set_header("WWW-Authenticate", 'token realm="photoproc"')
-        self.set_header("Content-Type", "application/json; charset=UTF-8")
-        self.finish(json.dumps(body))
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        # Client errors are answers, not incidents: no traceback in the server log.
-        if isinstance(value, (ApiError, PhotoprocError)):
-            log.debug("%s %s: %s", self.request.method, self.request.path, value)
-            return
-        super().log_exception(typ, value, tb)  # type: ignore[misc]
-
-    def send_api_error(self, error: ApiError) -> None:
-        """Answer now, from outside the handler method (e.g. while the body streams in)."""
-        if not self._finished:
-            self.send_error(error.status_code, exc_info=(type(error), error, None))  # type: ignore[attr-defined]
-
-    # -- arguments ----------------------------------------------------------------------------
-
-    def job_id_arg(self, job_id: str) -> str:
-        """A canonical uuid4, or 404 without touching the database or the disk."""
-        text = job_id.strip().lower()
-        if not _UUID4.fullmatch(text):
-            raise ApiError(404, "job_not_found", f"job {job_id[:64]!r} not found")
-        return text
-
-    def int_arg(self, name: str, default: int | None, lo: int, hi: int = MAX_INT) -> int | None:
-        raw = self.get_query_argument(name, None)
-        if raw is None:
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ApiError(400, "bad_request", f"{name} must be a whole number") from None
-        if not lo <= value <= hi:
-            raise ApiError(400, "bad_request", f"{name} must be between {lo} and {hi}")
-        return value
-
-    # -- service calls -------------------------------------------------------------------------
-
-    async def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run a service call on the executor; core errors become API errors here."""
-        try:
-            return await IOLoop.current().run_in_executor(
-                None, functools.partial(fn, *args, **kwargs)
-            )
-        except PhotoprocError as exc:
-            raise to_api_error(exc) from exc
-
-    def links(self, job_id: str) -> dict[str, str]:
-        return {
-            "status_url": self.ctx.url(f"api/process-status/{job_id}"),
-            "download_url": self.ctx.url(f"api/download-results/{job_id}?format=zip"),
-            "websocket_url": self.ctx.url(f"ws/job/{job_id}"),
-        }
-
-
-def _check_client_paths(fields: dict[str, Any]) -> None:
-    """A client may name model files only inside the model folder, never anywhere on the host.
-
-    Same rule as rembg's own ``u2net_custom`` session: the host's owner decides which
-    ONNX files can be loaded by placing them in ``REMBG_HOME`` (or ``photoproc models
-    import``); a remote caller cannot make the server open arbitrary paths.
-    """
-    from ..pipeline.models import models_home
-
-    home = models_home().resolve()
-    for key in ("model_path", "yunet_path"):
-        value = fields.get(key)
-        if isinstance(value, (list, tuple)):
-            value = value[-1] if value else None
-        if not value:
-            continue
-        candidate = Path(str(value)).expanduser()
-        resolved = (candidate if candidate.is_absolute() else home / candidate).resolve()
-        if not resolved.is_relative_to(home):
-            raise InvalidOptionsError(
-                key,
-                f"over HTTP only files inside the model folder {home} are accepted "
-                "(place the file there, or use `photoproc models import`)",
-            )
-        fields[key] = str(resolved)
-
-
-class UploadMixin(PhotoprocMixin):
-    """``POST api/upload-and-process``: stream the multipart body to disk, then submit."""
-
-    _upload: MultipartUpload | None = None
-    _spool: Path | None = None
-    _submitting = False
-    _pace: BodyPace | None = None
-    _pace_timer: PeriodicCallback | None = None
-
-    async def prepare(self) -> None:
-        result = super().prepare()  # type: ignore[misc]
-        if inspect.isawaitable(result):  # the jupyter base's is async, Tornado's is not
-            await result
-        if self._finished or self.request.method != "POST":
-            return
-        limit = self.ctx.settings.max_upload_bytes
-        # Answer before reading a byte: Tornado would otherwise read up to its own
-        # limit and then reply 400. The connection is closed after the reply.
-        length = self.request.headers.get("Content-Length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError:
-                raise ApiError(400, "bad_request", "Content-Length is not a number") from None
-            if declared > limit:
-                raise to_api_error(
-                    UploadTooLargeError(f"upload of {declared} bytes is over the limit of {limit}")
-                )
-        boundary = boundary_of(self.request.headers.get("Content-Type"))
-        if boundary is None:
-            raise ApiError(
-                415, "unsupported_media_type", "send the images as multipart/form-data 'files'"
-            )
-        # Chunked bodies have no Content-Length: MultipartUpload counts instead and answers
-        # 413. Tornado refuses a chunk that would cross its own limit before handing us a
-        # byte of it, with a bare 400, so its limit sits a whole `limit` above ours.
-        self.request.connection.set_max_body_size(2 * limit + 1)
-        self._spool = self.ctx.spool_dir / uuid.uuid4().hex
-        try:
-            self._upload = MultipartUpload(
-                boundary,
-                self._spool,
-                max_files=self.ctx.settings.max_upload_files,
-                max_bytes=limit,
-            )
-        except MalformedUploadError as exc:
-            raise ApiError(400, "malformed_upload", str(exc)) from None
-        # A body that trickles in would hold its connection and spool file for ever.
-        settings = self.ctx.settings
-        self._pace = BodyPace(
-            settings.body_idle_timeout, settings.body_min_rate, IOLoop.current().time()
-        )
-        self._pace_timer = PeriodicCallback(
-            self._check_pace, 1000 * min(1.0, settings.body_idle_timeout / 4)
-        )
-        self._pace_timer.start()
-
-    async def data_received(self, chunk: bytes) -> None:
-        upload = self._upload
-        if upload is None or self._finished:
-            return
-        if self._pace is not None:
-            self._pace.received(len(chunk), IOLoop.current().time())
-        try:
-            await upload.feed_async(chunk)  # parsed off the loop; Tornado waits for it
-        except UploadTooLargeError as exc:
-            self._abort(to_api_error(exc))
-        except MalformedUploadError as exc:
-            self._abort(ApiError(400, "malformed_upload", str(exc)))
-
-    def _check_pace(self) -> None:
-        problem = self._pace.problem(IOLoop.current().time()) if self._pace else None
-        if problem is not None:
-            log.info("%s: upload dropped: %s", self.request.remote_ip, problem)
-            self._abort(ApiError(408, "body_timeout", f"upload dropped: {problem}"))
-
-    def _stop_pace(self) -> None:
-        timer, self._pace_timer, self._pace = self._pace_timer, None, None
-        if timer is not None:
-            timer.stop()
-
-    def _abort(self, error: ApiError) -> None:
-        self._cleanup()
-        self.send_api_error(error)
-
-    async def post(self) -> None:
-        self._stop_pace()  # the whole body is in
-        if self._upload is None or self._finished:  # answered while streaming
-            return
-        try:
-            received = self._upload.finish()
-        except MalformedUploadError as exc:
-            raise ApiError(400, "malformed_upload", str(exc)) from None
-        fields = {k: v for k, v in received.fields.items() if k not in _TRANSPORT_FIELDS}
-        try:
-            _check_client_paths(fields)
-            options = ProcessOptions.from_mapping(fields)
-        except PhotoprocError as exc:
-            raise to_api_error(exc) from exc
-        if not received.files:
-            raise to_api_error(NoImagesError("the upload holds no files (send them as 'files')"))
-        # A client that hangs up now does not take back an upload it sent whole.
-        self._submitting = True
-        try:
-            job = await self.call(self.ctx.service.submit, received.files, options, source="api")
-        finally:
-            self._submitting = False
-            self._cleanup()
-        body = {**job.to_dict(), **self.links(job.id), "files_received": len(received.files)}
-        self.set_header("Location", body["status_url"])
-        self.write_json(body, 202)
-
-    def on_finish(self) -> None:
-        self._cleanup()
-
-    def on_connection_close(self) -> None:
-        super().on_connection_close()  # type: ignore[misc]
-        if not self._submitting:
-            self._cleanup()
-
-    def _cleanup(self) -> None:
-        # The service has copied what it kept; the spool folder goes, off the IOLoop
-        # (discard waits for a chunk still being parsed, then stops the parse).
-        self._stop_pace()
-        spool, self._spool = self._spool, None
-        upload, self._upload = self._upload, None
-        loop = IOLoop.current()
-        if upload is not None:
-            loop.run_in_executor(None, upload.discard)
-        elif spool is not None:
-            loop.run_in_executor(None, functools.partial(shutil.rmtree, spool, True))
 
 
 class StatusMixin(PhotoprocMixin):
@@ -382,100 +99,6 @@ class DeleteJobMixin(PhotoprocMixin):
         job_id = self.job_id_arg(job_id)
         await self.call(self.ctx.service.delete, job_id)
         self.write_json({"job_id": job_id, "deleted": True})
-
-
-class DownloadMixin(PhotoprocMixin):
-    """``GET api/download-results/{job_id}?format=zip|individual[&item=N][&output=K][&name=…]``."""
-
-    async def get(self, job_id: str) -> None:
-        job_id = self.job_id_arg(job_id)
-        fmt = (self.get_query_argument("format", "zip") or "zip").lower()
-        if fmt not in ("zip", "individual"):
-            raise ApiError(400, "bad_request", "format must be zip or individual")
-        item = self.int_arg("item", None, 0)
-        output = self.int_arg("output", None, 0)
-        name = self.get_query_argument("name", None) or None
-        job = await self.call(self.ctx.service.get, job_id)
-        results = await self.call(self.ctx.service.results, job_id)
-        if not results:
-            if job.ended:
-                raise ApiError(404, "no_results", f"job {job_id} has no results")
-            raise ApiError(409, "no_results_yet", f"job {job_id} has no results yet")
-        if fmt == "zip" and item is None and name is None:
-            await self._send_zip(job_id)
-        else:
-            await self._send_file(self._pick(results, item, output, name))
-
-    def _pick(self, results: list[Any], item: int | None, output: int | None, name: str | None):
-        if name is not None:
-            for result in results:
-                if result.name == name:
-                    return result
-            raise ApiError(404, "result_not_found", f"no result named {name[:200]!r}")
-        if item is None:
-            if len(results) == 1:
-                return results[0]
-            raise ApiError(
-                400,
-                "bad_request",
-                f"the job has {len(results)} results: pass item=N (or name=…), or format=zip",
-            )
-        of_item = [r for r in results if r.item_index == item]
-        index = output or 0
-        if index >= len(of_item):
-            raise ApiError(404, "result_not_found", f"item {item} has no result {index}")
-        return of_item[index]
-
-    async def _send_zip(self, job_id: str) -> None:
-        chunks = await self.call(self.ctx.service.results_zip, job_id)
-        self.set_header("Content-Type", "application/zip")
-        self.set_header("Content-Disposition", content_disposition(f"photoproc-{job_id[:8]}.zip"))
-        loop = IOLoop.current()
-        try:
-            while True:
-                chunk = await loop.run_in_executor(None, next, chunks, None)
-                if chunk is None:
-                    break
-                self.write(chunk)
-                await self.flush()
-        except StreamClosedError:
-            return  # the client went away; nothing to answer
-        finally:
-            with contextlib.suppress(Exception):
-                chunks.close()
-        self.finish()
-
-    async def _send_file(self, result: Any) -> None:
-        if result.media_type not in RESULT_MEDIA_TYPES:
-            raise ApiError(404, "result_not_found", "that result is not an image")
-        root = self.ctx.settings.data_dir.resolve()
-        path = Path(result.path).resolve()
-        if not path.is_relative_to(root):
-            raise ApiError(404, "result_not_found", "that result is not available")
-        loop = IOLoop.current()
-        try:
-            handle = await loop.run_in_executor(None, open, path, "rb")
-        except OSError:
-            raise ApiError(404, "result_not_found", "that result file is gone") from None
-        try:
-            size = await loop.run_in_executor(None, lambda: Path(handle.name).stat().st_size)
-            self.set_header("Content-Type", result.media_type)
-            self.set_header("Content-Length", str(size))
-            # A finished result never changes (retries write the same bytes): let the
-            # page's thumbnails come from the browser cache.
-            self.set_header("Cache-Control", "private, max-age=3600")
-            self.set_header("Content-Disposition", content_disposition(result.name))
-            while True:
-                chunk = await loop.run_in_executor(None, handle.read, _CHUNK)
-                if not chunk:
-                    break
-                self.write(chunk)
-                await self.flush()
-        except StreamClosedError:
-            return
-        finally:
-            handle.close()
-        self.finish()
 
 
 class InfoMixin(PhotoprocMixin):
@@ -552,8 +175,6 @@ class OpenApiMixin(PhotoprocMixin):
     public = True
 
     def get(self) -> None:
-        from .openapi import openapi_document
-
         auth = self.ctx.auth
         token = auth is None or auth.required
         self.write_json(openapi_document(self.ctx.base_url, token=token))

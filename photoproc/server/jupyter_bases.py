@@ -40,12 +40,12 @@ class JupyterPageHandler(JupyterHandler, StaticFileHandler):
     """The browser page, for logged-in users; sets the ``_xsrf`` cookie its POSTs need."""
 
     @web.authenticated
-    def get(self, path: str, include_body: bool = True) -> Any:
+    def get(self, path: str, include_body: bool = True) -> Any:  # type: ignore[override]
         self.xsrf_token  # noqa: B018 - touching it sets the cookie the page sends back
         return StaticFileHandler.get(self, path, include_body)
 
     @web.authenticated
-    def head(self, path: str) -> Any:
+    def head(self, path: str) -> Any:  # type: ignore[override]
         return StaticFileHandler.head(self, path)
 
     def set_default_headers(self) -> None:

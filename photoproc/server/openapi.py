@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import __version__
+from .._version import __version__
 from ..jobs import ItemStatus, JobStatus
 from ..options import ASPECTS, FACE_DETECTORS, FORMATS, ProcessOptions
-from .handlers import MAX_INT
+from .handler_base import MAX_INT
 
 __all__ = ["openapi_document"]
 

@@ -32,7 +32,9 @@ from tornado import web
 from . import handlers as h
 from .auth import ServerAuth
 from .context import ServerContext
-from .websocket import JobSocketMixin
+from .download_handlers import DownloadMixin
+from .upload_handlers import UploadMixin
+from .websocket import JobBroadcasts, JobSocketMixin
 
 if TYPE_CHECKING:
     from ..service import PhotoService
@@ -47,9 +49,9 @@ _HTTP_METHODS = ("get", "post", "put", "patch", "delete", "head")
 
 # (path relative to base_url, mixin, streams its body)
 _API: tuple[tuple[str, type, bool], ...] = (
-    ("api/upload-and-process", h.UploadMixin, True),
+    ("api/upload-and-process", UploadMixin, True),
     (f"api/process-status/{_JOB}", h.StatusMixin, False),
-    (f"api/download-results/{_JOB}", h.DownloadMixin, False),
+    (f"api/download-results/{_JOB}", DownloadMixin, False),
     (f"api/cancel-job/{_JOB}", h.CancelMixin, False),
     ("api/jobs", h.JobsMixin, False),
     (f"api/jobs/{_JOB}", h.DeleteJobMixin, False),
@@ -117,6 +119,8 @@ def photoproc_routes(
     else:
         auth = ServerAuth.create(token, cors_origins) if flavor == "standalone" else None
         ctx = ServerContext(service, service.settings, base_url, auth)
+    if ctx.broadcasts is None:  # one set per context, however many tables share it
+        ctx.broadcasts = JobBroadcasts(ctx)
     api_base, socket_base, page_base, wrap, ws_wrap = _bases(flavor)
     prefix = re.escape(ctx.base_url)
     kwargs = {"ctx": ctx}

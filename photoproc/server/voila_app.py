@@ -50,7 +50,7 @@ class PhotoprocVoila(Voila):
 
     def initialize(self, argv: Any = None) -> None:
         super().initialize(argv)
-        if not is_loopback(self.ip) and not self.token:
+        if not is_loopback(self.ip) and not self.token:  # type: ignore[has-type]
             self.token = generate_token()
             print(f"photoproc: generated token {self.token}", flush=True)
         settings = Settings.from_env(data_dir=self.data_dir or None, workers=self.workers or None)

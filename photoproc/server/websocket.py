@@ -23,7 +23,7 @@ from tornado.ioloop import IOLoop
 from tornado.websocket import WebSocketClosedError
 
 from ..errors import PhotoprocError
-from .handlers import PhotoprocMixin
+from .handler_base import PhotoprocMixin
 
 if TYPE_CHECKING:
     from ..jobs import Job
@@ -181,7 +181,7 @@ class JobSocketMixin(PhotoprocMixin):
     def open(self, job_id: str) -> Any:
         self.job_id = self.job_id_arg(job_id)
         result = super().open(job_id)  # type: ignore[misc]
-        self.ctx.broadcasts.join(self.job_id, self)
+        self.ctx.job_broadcasts().join(self.job_id, self)
         return result
 
     def on_message(self, message: str | bytes) -> None:
@@ -196,7 +196,7 @@ class JobSocketMixin(PhotoprocMixin):
 
     def on_close(self) -> None:
         if self.job_id is not None:
-            self.ctx.broadcasts.leave(self.job_id, self)
+            self.ctx.job_broadcasts().leave(self.job_id, self)
 
     def send_text(self, text: str | bytes, *, final: bool) -> None:
         """Send one text frame (bytes must be UTF-8); after the final one, close."""

@@ -23,26 +23,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
-import uuid
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from ..errors import ItemNotFoundError, JobNotFoundError
-from ..jobs import Item, Job, JobStatus
+from ..jobs import Item, Job, JobStatus, canonical_job_id, new_job_id
 from .records import Claim, NewItem, item_from_row, job_from_row, relative_path
 from .schema import connect
 from .transaction import ACTIVE, CLAIMABLE, ENDED, Transaction
 
 __all__ = ["Claim", "JobStore", "NewItem"]
 
-_JOB_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 # Forgotten heartbeats are pruned after a day so the table stays small.
 _WORKER_RETENTION = 86_400.0
 
@@ -88,7 +85,7 @@ class JobStore:
         pid = os.getpid()
         local = self._local
         if getattr(local, "pid", None) == pid:
-            return local.conn
+            return cast(sqlite3.Connection, local.conn)
         if pid != self._pid:
             self._lock = threading.Lock()  # may have been held by a thread that fork dropped
             self._inherited.extend(conn for _, conn in self._conns)
@@ -125,7 +122,14 @@ class JobStore:
             raise
 
     def _one(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> sqlite3.Row | None:
-        return self._conn().execute(sql, params).fetchone()
+        return cast("sqlite3.Row | None", self._conn().execute(sql, params).fetchone())
+
+    def _value(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Any:
+        """The first column of a query that always returns a row (counts, PRAGMA, meta)."""
+        row = self._one(sql, params)
+        if row is None:
+            raise RuntimeError(f"no row from {sql!r}")
+        return row[0]
 
     def _all(self, sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> list[sqlite3.Row]:
         return self._conn().execute(sql, params).fetchall()
@@ -169,9 +173,9 @@ class JobStore:
         items = list(items)
         if not items:
             raise ValueError("a job needs at least one item")
-        job_id = str(uuid.uuid4()) if job_id is None else job_id
-        if not _JOB_ID.fullmatch(job_id):
-            raise ValueError(f"job id must be a lower-case UUID, got {job_id!r}")
+        job_id = new_job_id() if job_id is None else job_id
+        if canonical_job_id(job_id) != job_id:
+            raise ValueError(f"job id must be a lower-case UUID (version 4), got {job_id!r}")
         pre_failed = sum(item.error is not None for item in items)
         all_failed = pre_failed == len(items)
         paths = [
@@ -239,7 +243,7 @@ class JobStore:
 
     def count_jobs(self, *, status: str | JobStatus | None = None) -> int:
         where, params = self._status_filter(status)
-        return int(self._one(f"SELECT count(*) FROM jobs {where}", params)[0])
+        return int(self._value(f"SELECT count(*) FROM jobs {where}", params))
 
     def status_counts(self) -> dict[str, int]:
         """Jobs per status, every status present (for health pages)."""
@@ -306,7 +310,8 @@ class JobStore:
 
     def item_input_path(self, job_id: str, index: int) -> str | None:
         """The staged input, relative to the data dir."""
-        return self._item_row(job_id, index, "input_path")["input_path"]
+        path = self._item_row(job_id, index, "input_path")["input_path"]
+        return None if path is None else str(path)
 
     def _item_row(self, job_id: str, index: int, columns: str) -> sqlite3.Row:
         job_id = self._id(job_id)
@@ -426,12 +431,13 @@ class JobStore:
 
     def queue_depth(self) -> int:
         """Items a worker could claim now."""
-        row = self._one(
-            f"SELECT count(*) FROM items AS i JOIN jobs AS j ON j.id = i.job_id"
-            f" WHERE j.status IN {ACTIVE} AND {CLAIMABLE}",
-            {"now": self._clock()},
+        return int(
+            self._value(
+                f"SELECT count(*) FROM items AS i JOIN jobs AS j ON j.id = i.job_id"
+                f" WHERE j.status IN {ACTIVE} AND {CLAIMABLE}",
+                {"now": self._clock()},
+            )
         )
-        return int(row[0])
 
     # -- workers -----------------------------------------------------------------
 
@@ -466,12 +472,12 @@ class JobStore:
     def data_version(self) -> int:
         """Changes when *another* connection commits (SQLite's own counter): a cheap
         poll for watchers in other processes. Per thread: compare values from one thread."""
-        return int(self._one("PRAGMA data_version")[0])
+        return int(self._value("PRAGMA data_version"))
 
     def revision(self) -> int:
         """Store-wide counter, bumped by every change to a job or item (lease renewals
         and heartbeats excepted)."""
-        return int(self._one("SELECT value FROM meta WHERE key = 'revision'")[0])
+        return int(self._value("SELECT value FROM meta WHERE key = 'revision'"))
 
     def jobs_changed_since(self, revision: int) -> list[Job]:
         """Jobs changed after ``revision`` (deleted ones are gone), oldest change first."""
@@ -483,11 +489,10 @@ class JobStore:
     @staticmethod
     def _id(job_id: object) -> str:
         """Canonical job id; anything malformed cannot name a job."""
-        if isinstance(job_id, str):
-            canonical = job_id.strip().lower()
-            if _JOB_ID.fullmatch(canonical):
-                return canonical
-        raise JobNotFoundError(str(job_id)[:80])
+        canonical = canonical_job_id(job_id)
+        if canonical is None:
+            raise JobNotFoundError(str(job_id)[:80])
+        return canonical
 
     @staticmethod
     def _status_filter(status: str | JobStatus | None) -> tuple[str, tuple[str, ...]]:

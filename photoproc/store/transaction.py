@@ -12,7 +12,7 @@ import collections
 import secrets
 import sqlite3
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from .records import Claim
 
@@ -144,16 +144,17 @@ class Transaction:
                 " WHERE id = :id",
                 {"rev": self.rev, "now": self.now, "id": row["job_id"]},
             )
-        return row
+        return cast("sqlite3.Row | None", row)
 
     def held(self, claim: Claim) -> sqlite3.Row | None:
         """The item's attempts and its job's status, if ``claim`` still holds it."""
-        return self.execute(
+        row = self.execute(
             "SELECT i.attempts, j.status AS job_status FROM items AS i"
             " JOIN jobs AS j ON j.id = i.job_id WHERE i.job_id = ? AND i.idx = ?"
             " AND i.status = 'processing' AND i.token = ?",
             (claim.job_id, claim.index, claim.token),
         ).fetchone()
+        return cast("sqlite3.Row | None", row)
 
     def requeue(self, claim: Claim, job_status: str, *, error: str | None, uncount: bool) -> None:
         """Put a held item back in the queue (``uncount``: this attempt never happened)."""

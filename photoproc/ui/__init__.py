@@ -10,16 +10,21 @@ Voilà publishes); its parts work alone too::
     DownloadLink   the job's ZIP (API route or data: URL)      download.py
     JobHistory     reopen past jobs                            history.py
     ModelComparison  images × models grid, mask agreement      compare.py
+    LiveTuner      one image re-run as thresholds move         tuner.py
+
+The measuring behind the last two is :mod:`photoproc.analysis` (no widgets).
 """
 
+from ..analysis import compare_variants
 from .app import PhotoApp
-from .compare import LiveTuner, ModelComparison, compare_variants
+from .compare import ModelComparison
 from .download import DownloadLink
 from .env import api_base_url, api_url, running_in_voila
 from .gallery import Gallery
 from .history import JobHistory
 from .options import OptionsPanel
 from .progress import ProgressPanel
+from .tuner import LiveTuner
 from .upload import UPLOAD_MESSAGE_LIMIT, UploadBox
 
 __all__ = [

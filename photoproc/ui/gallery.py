@@ -60,6 +60,8 @@ class Gallery(widgets.VBox):
     (``on_open(cb)`` is told the item index) and :meth:`hide_item` hides it again.
     """
 
+    page: int
+
     def __init__(
         self, *, page_size: int = 12, thumb_side: int = 220, large_side: int = 720
     ) -> None:

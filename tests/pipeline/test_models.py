@@ -10,7 +10,6 @@ import importlib.util
 import re
 import socket
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -240,11 +239,10 @@ def _assert_names_the_fixes(message: str, name: str = "u2net"):
     assert f"{name}.onnx" in message
 
 
-def test_ensure_available_offline_fails_fast_with_the_fix():
-    started = time.monotonic()
+def test_ensure_available_offline_fails_fast_with_the_fix(network_attempts):
     with pytest.raises(ModelNotAvailableError) as caught:
         ensure_available("u2net")
-    assert time.monotonic() - started < 5
+    assert network_attempts == []
     message = str(caught.value)
     assert message.startswith("model 'u2net' is not installed and could not be downloaded (")
     assert "PHOTOPROC_OFFLINE" in message
@@ -257,10 +255,8 @@ def test_ensure_available_online_but_unreachable_fails_fast(monkeypatch):
         monkeypatch.delenv(var, raising=False)
     # .invalid never resolves (RFC 2606), with or without internet.
     _with_entry(monkeypatch, "u2net", url="https://photoproc-test.invalid/u2net.onnx")
-    started = time.monotonic()
     with pytest.raises(ModelNotAvailableError) as caught:
         ensure_available("u2net")
-    assert time.monotonic() - started < 10
     assert "photoproc-test.invalid" in str(caught.value)
     _assert_names_the_fixes(str(caught.value))
     assert installed_path("u2net") is None
@@ -331,10 +327,8 @@ def test_pull_http_error_and_refused_connection(file_server, monkeypatch):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     _with_entry(monkeypatch, "u2netp", url=f"http://127.0.0.1:{port}/u2netp.onnx")
-    started = time.monotonic()
     with pytest.raises(ModelNotAvailableError, match="could not be downloaded"):
         ensure_available("u2netp")
-    assert time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize(

@@ -163,11 +163,10 @@ def test_imported_u2netp_works_offline(tmp_path, monkeypatch):
     assert (_inner(segmenter.predict(np.zeros((90, 120, 3), np.uint8))) == 255).all()
 
 
-def test_missing_named_model_fails_fast_offline():
-    started = time.monotonic()
+def test_missing_named_model_fails_fast_offline(network_attempts):
     with pytest.raises(ModelNotAvailableError, match="photoproc models pull u2net"):
         get_segmenter("u2net")
-    assert time.monotonic() - started < 5
+    assert network_attempts == []
 
 
 def test_unknown_model():
@@ -307,7 +306,6 @@ def test_set_providers(tmp_path):
 
 
 def test_grabcut_is_built_lazily_and_cached():
-    pytest.importorskip("photoproc.pipeline.grabcut", reason="grabcut.py not written yet")
     segmenter = get_segmenter("grabcut")
     assert segmenter is get_segmenter("offline")
     assert isinstance(segmenter, Segmenter)

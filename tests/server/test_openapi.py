@@ -7,8 +7,6 @@ and nothing may answer 5xx.
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
@@ -70,10 +68,8 @@ def _check_operation(operation, mode: GenerationMode, base_url: str) -> bool:
 
 @pytest.mark.parametrize("mode", [GenerationMode.POSITIVE, GenerationMode.NEGATIVE])
 def test_server_conforms_to_its_document(schema, server, mode):
-    started = time.monotonic()
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 8  # schemathesis skips the document's own route
     tested = sum(_check_operation(op, mode, server.url.rstrip("/")) for op in operations)
     assert tested >= 5
-    assert time.monotonic() - started < 60
     assert server.service.health()["status"] == "ok"

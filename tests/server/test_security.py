@@ -17,7 +17,7 @@ from support.images import object_on_background
 
 from photoproc.server.app import resolve_token
 from photoproc.server.auth import ServerAuth, is_loopback
-from photoproc.server.handlers import content_disposition
+from photoproc.server.handler_base import content_disposition
 
 TOKEN = "s3cret-token"
 

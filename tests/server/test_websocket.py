@@ -85,12 +85,12 @@ def test_many_watchers_share_one_subscription_and_all_see_the_end(api, server):
     assert final == {}
 
 
-def test_progress_is_throttled(api):
+def test_progress_arrives_in_order_and_ends_once(api):
     files = [(f"{i}.jpg", _photo(i, (16, 12))) for i in range(40)]
     job_id = api.upload(files).json()["job_id"]
     ws = api.ws(job_id)
     ws.settimeout(90)
-    arrivals: list[float] = []
+    messages = []
     with closing_ws(ws):
         while True:
             try:
@@ -99,12 +99,13 @@ def test_progress_is_throttled(api):
                 break
             if opcode == websocket.ABNF.OPCODE_CLOSE:
                 break
-            arrivals.append(time.monotonic())
-            last = json.loads(data)
-    assert last["event"] == "final"
-    # ~10 per second: a burst of 3 at most on top, in any one-second window
-    for i, start in enumerate(arrivals[:-1]):
-        assert sum(1 for t in arrivals[i:-1] if t < start + 1.0) <= 13, arrivals
+            messages.append(json.loads(data))
+    assert messages[-1]["event"] == "final"
+    assert [m["event"] == "final" for m in messages].count(True) == 1
+    done = [m["progress"]["processed"] for m in messages]
+    assert done == sorted(done) and done[-1] == 40
+    # The rate rule (10/s, bursts of 3) is checked on a driven clock in tests/test_throttle.py;
+    # the windows as delivered are printed by benchmarks/bench_responsiveness.py.
 
 
 def test_unknown_job_is_refused_before_upgrade(api):

@@ -37,9 +37,8 @@ def test_upload_process_gallery_and_download(page, voila_app, tmp_path):
     page.goto(voila_app.url)
     page.wait_for_selector("button.widget-upload", state="visible")
     ready = time.monotonic() - start
+    # A figure, not a bar: tests do not time the machine (see benchmarks/README.md).
     print(f"\nphotoproc app: {ready:.2f} s from opening {voila_app.url} to usable widgets")
-    # The bar, with preheated kernels; a slower machine may set its own.
-    assert ready < float(os.environ.get("PHOTOPROC_UI_READY_LIMIT", "3"))
     expect(page.locator(".photoproc-upload-limit")).to_contain_text("100.0 MB")
     # A fresh machine has no model weights: the offline model is the default.
     expect(page.locator(".photoproc-options select").first).to_have_value(
