@@ -162,6 +162,7 @@ def run_batch(
             except PhotoprocError as exc:
                 fail(source.name, str(exc))
                 continue
+            future: Future[Any]
             if executor is None:
                 future = pool.submit(work, data, stem)
             else:
