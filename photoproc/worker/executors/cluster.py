@@ -36,11 +36,11 @@ from distributed import Client, Future
 from distributed.client import FutureCancelledError
 
 from ..child import DEFAULT_WRITE_FUNCTION, ItemTask, resolve
-from . import ClusterError
+from .base import ClusterError
 from .remote import PhotoprocPlugin, RemoteItem, run_remote
 
 if TYPE_CHECKING:
-    from . import RunSpec
+    from .base import RunSpec
 
 __all__ = ["DaskExecutor"]
 
@@ -106,7 +106,7 @@ class DaskExecutor:
     # -- lifecycle -------------------------------------------------------------------
 
     def start(self, spec: RunSpec) -> None:
-        from ... import __version__
+        from ..._version import __version__
 
         self._spec = spec
         self._stop = threading.Event()  # a stopped executor may be started again

@@ -20,7 +20,7 @@ import pebble
 from ..child import ItemTask, init_child, run_item
 
 if TYPE_CHECKING:
-    from . import RunSpec
+    from .base import RunSpec
 
 __all__ = ["LocalPool", "describe_exit"]
 

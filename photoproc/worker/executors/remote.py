@@ -24,7 +24,7 @@ __all__ = ["PhotoprocPlugin", "RemoteItem", "run_remote"]
 
 
 def _local_version() -> str:
-    from ... import __version__
+    from ..._version import __version__
 
     return __version__
 
