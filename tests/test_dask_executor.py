@@ -185,7 +185,7 @@ def test_cancel_during_a_dask_job_starts_no_pending_item(cluster, tmp_path):
 def test_a_worker_with_another_photoproc_version_is_refused(cluster, tmp_path, monkeypatch):
     with PhotoService(settings=make_settings(tmp_path), start_worker=False) as s:
         job_id = store_job(s.store, tmp_path, [make_png(4000), make_png(4001)])
-    monkeypatch.setattr(photoproc, "__version__", "0.0.0-other")
+    monkeypatch.setattr(photoproc._version, "__version__", "0.0.0-other")
     with pytest.raises(ClusterError, match=r"on Dask worker .* but 0\.0\.0-other on the head"):
         _service(tmp_path, cluster.scheduler_address)
     monkeypatch.undo()
