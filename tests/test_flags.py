@@ -38,3 +38,11 @@ def test_other_words_are_refused_naming_where_they_came_from(word):
 
 def test_the_word_lists_do_not_overlap():
     assert not TRUE_WORDS & FALSE_WORDS
+
+
+@pytest.mark.parametrize(("word", "offline"), [("y", True), ("on", True), ("0", False)])
+def test_the_offline_flag_reads_the_same_words(monkeypatch, word, offline):
+    from photoproc.pipeline.models import offline_mode
+
+    monkeypatch.setenv("PHOTOPROC_OFFLINE", word)
+    assert offline_mode() is offline

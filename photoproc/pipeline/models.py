@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InvalidOptionsError, ModelNotAvailableError, UnknownModelError
+from ..flags import env_flag
 
 __all__ = [
     "ALIASES",
@@ -218,7 +219,6 @@ ALIASES = {
 }
 
 _OFFLINE_ENV = "PHOTOPROC_OFFLINE"
-_TRUE = {"1", "true", "yes", "on"}
 
 
 def _key(name: str) -> str:
@@ -251,7 +251,7 @@ def model_info(name: str) -> ModelInfo:
 
 def offline_mode() -> bool:
     """True when ``PHOTOPROC_OFFLINE`` forbids downloads (tests, air-gapped hosts)."""
-    return os.environ.get(_OFFLINE_ENV, "").strip().lower() in _TRUE
+    return env_flag(_OFFLINE_ENV)
 
 
 # -- where rembg keeps models (same rules as rembg.sessions.base.BaseSession) -----------------

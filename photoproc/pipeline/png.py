@@ -1,11 +1,9 @@
 """A PNG writer built for speed on large cutouts: zlib-ng level 1 over "Up"-filtered rows.
 
 Why not libpng (OpenCV, Pillow, imagecodecs)? Those wheels compress with classic zlib,
-and at 12 MP OpenCV's writer (level 1, RLE, SUB filter) took 234 ms of an image's
-~750 ms here, the biggest cost after the model itself. zlib-ng's level 1 is about
-three times quicker than zlib's (raw 12 MP RGBA: 105 vs 308 ms), so this writer takes
-~81 ms for the same 12 MP cutout (8.7 MB vs OpenCV's 8.5 MB): see
-``benchmarks/RESULTS.md``. The container is the small part: signature, IHDR, one
+and at 12 MP OpenCV's writer was the biggest cost after the model itself. zlib-ng's
+level 1 is about three times quicker than zlib's, at the price of somewhat larger
+files; the measured times and sizes are in ``benchmarks/RESULTS.md`` (issue 2). The container is the small part: signature, IHDR, one
 IDAT, IEND, each chunk with its CRC.
 
 Rows are filtered and compressed in strips of about 1 MB so the filtered bytes are

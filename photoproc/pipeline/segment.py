@@ -2,7 +2,7 @@
 
 Most of rembg's time per image is spent outside the network — a full-size
 LANCZOS resize, float64 normalisation and a LANCZOS mask upscale, all in PIL (see
-DESIGN.md "Where the time goes"). For every model whose pre- and post-processing
+``benchmarks/RESULTS.md``). For every model whose pre- and post-processing
 is plain (the U²-Net family, IS-Net, BiRefNet, BRIA, custom U²-Net-contract files)
 :class:`OnnxSegmenter` does the same steps on the BGR array the pipeline already
 has: rembg's own ``LANCZOS`` down to the model size (``_downscale``: the masks
@@ -360,8 +360,9 @@ def get_segmenter(
     elif name == CUSTOM_MODEL:
         raise InvalidOptionsError("model_path", f"model {CUSTOM_MODEL!r} needs model_path")
     else:
-        path = ensure_available(name)
-        assert path is not None  # only grabcut has no file
+        available = ensure_available(name)
+        assert available is not None  # only grabcut has no file
+        path = available
     recipe = recipe_for(name)
     if recipe is None:
         if model_path:
