@@ -23,6 +23,7 @@ dask = pytest.importorskip("dask")
 distributed = pytest.importorskip("distributed")
 
 from support.images import image_bytes  # noqa: E402
+from support.serve_proc import photoproc_serve, stop_process  # noqa: E402
 from support.worker_proc import (  # noqa: E402
     HANG,
     digest,
@@ -229,90 +230,49 @@ def test_photoproc_worker_dask_processes_a_job_submitted_through_the_api(cluster
     runs it on the cluster; the results come back through the API."""
     import requests
 
-    env = worker_env(PHOTOPROC_ITEM_FUNCTION="support.worker_proc:fast")
-    data_dir = ["--data-dir", str(tmp_path)]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "photoproc", "serve", *data_dir, "--port", "0", "--no-worker"],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    worker = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "photoproc",
-            "worker",
-            *data_dir,
-            "--dask",
-            cluster.scheduler_address,
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = _server_url(server)
-        images = [(f"p{i}.png", make_png(6000 + i)) for i in range(4)]
-        reply = requests.post(
-            f"{url}/api/upload-and-process",
-            files=[("files", (name, data, "image/png")) for name, data in images],
-            data={"model": "grabcut"},
-            timeout=60,
+    with photoproc_serve(tmp_path, "--no-worker") as served:
+        command = [sys.executable, "-m", "photoproc", "worker", "--data-dir", str(served.data)]
+        worker = subprocess.Popen(
+            [*command, "--dask", cluster.scheduler_address],
+            env=worker_env(PHOTOPROC_ITEM_FUNCTION="support.worker_proc:fast"),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        assert reply.status_code == 202, reply.text
-        job_id = reply.json()["job_id"]
-
-        def ended():
-            status = requests.get(f"{url}/api/process-status/{job_id}", timeout=30).json()
-            return status if status["status"] in ("completed", "failed", "cancelled") else None
-
-        final = wait_for(ended, 90, interval=0.2, message="the job to end")
-        assert final["status"] == "completed", final
-        health = requests.get(f"{url}/health", timeout=30).json()
-        assert any(w["info"].get("executor") == "dask" for w in health["workers"]), health
-        for index, (_name, data) in enumerate(images):
-            got = requests.get(
-                f"{url}/api/download-results/{job_id}",
-                params={"format": "individual", "item": index},
-                timeout=30,
+        try:
+            url = served.url
+            images = [(f"p{i}.png", make_png(6000 + i)) for i in range(4)]
+            reply = requests.post(
+                f"{url}api/upload-and-process",
+                files=[("files", (name, data, "image/png")) for name, data in images],
+                data={"model": "grabcut"},
+                timeout=60,
             )
-            assert got.status_code == 200 and got.content == expected_output(data)
-        worker.send_signal(signal.SIGTERM)
-        _out, err = worker.communicate(timeout=60)
-        assert worker.returncode == 0, err
-        assert "dask" in err and cluster.scheduler_address in err
-    finally:
-        for proc in (worker, server):
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=30)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-        server.stdout.close()
-        worker.stderr.close()
+            assert reply.status_code == 202, reply.text
+            job_id = reply.json()["job_id"]
 
+            def ended():
+                status = requests.get(f"{url}api/process-status/{job_id}", timeout=30).json()
+                return status if status["status"] in ("completed", "failed", "cancelled") else None
 
-def _server_url(server: subprocess.Popen) -> str:
-    """The URL `photoproc serve` prints once it listens (port 0: a free one)."""
-    import re
-    import time
-
-    deadline = time.monotonic() + 60
-    seen = []
-    while time.monotonic() < deadline:
-        line = server.stdout.readline()
-        if not line:
-            break
-        seen.append(line)
-        found = re.search(r"http://127\.0\.0\.1:\d+", line)
-        if found:
-            return found.group(0)
-    raise AssertionError(f"photoproc serve printed no URL: {seen!r}")
+            final = wait_for(ended, 90, interval=0.2, message="the job to end")
+            assert final["status"] == "completed", final
+            health = requests.get(f"{url}health", timeout=30).json()
+            assert any(w["info"].get("executor") == "dask" for w in health["workers"]), health
+            for index, (_name, data) in enumerate(images):
+                got = requests.get(
+                    f"{url}api/download-results/{job_id}",
+                    params={"format": "individual", "item": index},
+                    timeout=30,
+                )
+                assert got.status_code == 200 and got.content == expected_output(data)
+            worker.send_signal(signal.SIGTERM)
+            _out, err = worker.communicate(timeout=60)
+            assert worker.returncode == 0, err
+            assert "dask" in err and cluster.scheduler_address in err
+        finally:
+            stop_process(worker)
+            worker.stderr.close()
 
 
 def test_photoproc_process_dask_writes_what_the_local_run_writes(cluster, tmp_path, capsys):

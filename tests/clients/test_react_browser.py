@@ -19,10 +19,8 @@ import functools
 import io
 import json
 import os
-import queue
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -31,7 +29,7 @@ import time
 import urllib.request
 import zipfile
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlencode
@@ -39,6 +37,7 @@ from urllib.parse import urlencode
 import pytest
 from PIL import Image
 from support.browser import CHROMIUM, SKIP_REASON, launch
+from support.serve_proc import Served, photoproc_serve, serve_env, stop_process
 
 from photoproc.config import Settings
 from photoproc.samples import sample_bytes
@@ -62,76 +61,11 @@ pytestmark = [
 # ------------------------------------------------------------------------------- processes
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.kill(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
-
-
-def _env(root: Path) -> dict[str, str]:
-    env = {
-        **os.environ,
-        "REMBG_HOME": str(root / "rembg-home"),
-        "PHOTOPROC_DATA_DIR": str(root / "data"),
-        "PHOTOPROC_OFFLINE": "1",
-    }
-    env.pop("U2NET_HOME", None)
-    env.pop("PHOTOPROC_TOKEN", None)
-    return env
-
-
-@dataclass
-class Served:
-    url: str
-    data: Path
-    root: Path
-    log: list[str] = field(default_factory=list)
-
-    def get(self, path: str) -> dict:
-        request = urllib.request.Request(
-            self.url + path, headers={"Authorization": f"token {TOKEN}"}
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.loads(response.read())
-
-
-@contextlib.contextmanager
-def photoproc_serve(root: Path, *extra: str) -> Iterator[Served]:
-    """``photoproc serve`` on a free loopback port with a token; stopped by its PID."""
-    data = root / "data"
-    command = [sys.executable, "-m", "photoproc", "serve", "--host", "127.0.0.1", "--port", "0"]
-    command += ["--data-dir", str(data), "--workers", "1", "--token", TOKEN, *extra]
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env(root)
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    served = Served("", data, root)
-
-    def pump() -> None:  # a full pipe would block the server; the log helps on failure
-        for line in proc.stdout:
-            served.log.append(line)
-            lines.put(line)
-        lines.put(None)
-
-    reader = threading.Thread(target=pump, daemon=True)
-    reader.start()
-    try:
-        while not served.url:
-            line = lines.get(timeout=90)
-            if line is None:
-                pytest.fail("photoproc serve exited before serving:\n" + "".join(served.log))
-            match = re.search(r"serving (http://\S+)", line)
-            if match:
-                served.url = match.group(1).rstrip("/") + "/"
-        yield served
-    finally:
-        _stop(proc)
-        reader.join(timeout=10)
-        proc.stdout.close()
+def _get(served: Served, path: str) -> dict:
+    """A JSON answer of ``served``'s API, with the test token."""
+    request = urllib.request.Request(served.url + path, headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 @contextlib.contextmanager
@@ -142,12 +76,12 @@ def photoproc_worker(served: Served) -> Iterator[None]:
     command += ["--data-dir", str(served.data), "--workers", "1", "--grace", "5"]
     with open(served.root / "worker.log", "ab") as log:
         proc = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env=_env(served.root)
+            command, stdout=log, stderr=subprocess.STDOUT, env=serve_env(served.root)
         )
     try:
         yield
     finally:
-        _stop(proc)
+        stop_process(proc)
 
 
 @contextlib.contextmanager
@@ -278,7 +212,8 @@ def origin(test_app) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def server(origin, tmp_path_factory) -> Iterator[Served]:
     """Processes jobs (one pipeline process); allows the test app's origin."""
-    with photoproc_serve(tmp_path_factory.mktemp("react-server"), "--cors-origin", origin) as s:
+    root = tmp_path_factory.mktemp("react-server")
+    with photoproc_serve(root, "--token", TOKEN, "--cors-origin", origin) as s:
         yield s
 
 
@@ -286,7 +221,7 @@ def server(origin, tmp_path_factory) -> Iterator[Served]:
 def idle_server(origin, tmp_path_factory) -> Iterator[Served]:
     """No worker: its jobs wait until a test starts one."""
     root = tmp_path_factory.mktemp("react-idle")
-    with photoproc_serve(root, "--no-worker", "--cors-origin", origin) as s:
+    with photoproc_serve(root, "--token", TOKEN, "--no-worker", "--cors-origin", origin) as s:
         yield s
 
 
@@ -543,7 +478,7 @@ def test_cancel_a_waiting_job(idle_server, tab, photos) -> None:
     record = tab.record()
     assert [job["status"] for job in record["completed"]] == ["cancelled"]
     job_id = record["completed"][0]["id"]
-    assert idle_server.get(f"api/process-status/{job_id}")["status"] == "cancelled"
+    assert _get(idle_server, f"api/process-status/{job_id}")["status"] == "cancelled"
     tab.assert_clean()
 
 
@@ -600,7 +535,7 @@ def test_unmount_during_the_upload_aborts_it(idle_server, tab, tmp_path) -> None
     page = tab.page
     tab.open(idle_server)
     wait_ready(page)
-    jobs_before = idle_server.get("api/jobs")["total"]
+    jobs_before = _get(idle_server, "api/jobs")["total"]
     cdp = page.context.new_cdp_session(page)
     cdp.send("Network.enable")
     cdp.send(
@@ -622,7 +557,7 @@ def test_unmount_during_the_upload_aborts_it(idle_server, tab, tmp_path) -> None
     while not failed and time.monotonic() < deadline:
         page.wait_for_timeout(100)
     assert any("api/upload-and-process" in url for url in failed)
-    assert idle_server.get("api/jobs")["total"] == jobs_before  # no job was made
+    assert _get(idle_server, "api/jobs")["total"] == jobs_before  # no job was made
     assert tab.sockets == []
     assert not tab.errors, tab.errors
 
@@ -640,7 +575,7 @@ def test_same_origin_page_finds_the_api_at_its_origin(test_app, tab, photos, tmp
         page.get_by_role("button", name="Cancel").click()
         assert wait_end(page) == "cancelled"
         (job,) = tab.record()["completed"]
-        assert served.get(f"api/process-status/{job['id']}")["status"] == "cancelled"
+        assert _get(served, f"api/process-status/{job['id']}")["status"] == "cancelled"
         assert [ws.url.split("?")[0] for ws in tab.sockets] == [
             served.url.replace("http:", "ws:") + f"ws/job/{job['id']}"
         ]

@@ -12,16 +12,10 @@ Chromium comes from Debian (``/usr/bin/chromium``); ``playwright install`` is ne
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
-import queue
 import re
-import signal
-import subprocess
-import sys
-import threading
 import urllib.request
 import zipfile
 from collections.abc import Iterator
@@ -31,6 +25,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 from support.browser import CHROMIUM, SKIP_REASON, launch
+from support.serve_proc import Served, photoproc_serve
 
 from photoproc.samples import sample_bytes
 from photoproc.server.routes import STATIC_DIR
@@ -54,84 +49,15 @@ pytestmark = [
 # ------------------------------------------------------------------------------- fixtures
 
 
-@dataclass
-class ServedPage:
-    url: str
-    proc: subprocess.Popen[str]
-    log: list[str]
-
-
-def _pump(stream: io.TextIOBase, lines: queue.Queue[str | None], log: list[str]) -> None:
-    """Drain the server's output (a full pipe would block it) and keep it for failures."""
-    for line in stream:
-        log.append(line)
-        lines.put(line)
-    lines.put(None)
-
-
-@contextlib.contextmanager
-def photoproc_serve(root: Path, *extra: str) -> Iterator[ServedPage]:
-    """``photoproc serve`` as a subprocess on a free loopback port; stopped by its PID."""
-    env = {
-        **os.environ,
-        "REMBG_HOME": str(root / "rembg-home"),
-        "PHOTOPROC_DATA_DIR": str(root / "data"),
-        "PHOTOPROC_OFFLINE": "1",
-    }
-    env.pop("U2NET_HOME", None)
-    env.pop("PHOTOPROC_TOKEN", None)
-    command = [
-        sys.executable,
-        "-m",
-        "photoproc",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        "0",  # the server binds a free port and prints its URL
-        "--data-dir",
-        str(root / "data"),
-        "--workers",
-        "1",
-        *extra,
-    ]
-    proc = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    log: list[str] = []
-    pump = threading.Thread(target=_pump, args=(proc.stdout, lines, log), daemon=True)
-    pump.start()
-    url = None
-    try:
-        while url is None:
-            line = lines.get(timeout=90)
-            if line is None:
-                pytest.fail("photoproc serve exited before serving:\n" + "".join(log))
-            match = re.search(r"serving (http://\S+)", line)
-            url = match.group(1) if match else None
-        yield ServedPage(url if url.endswith("/") else url + "/", proc, log)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                os.kill(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-        pump.join(timeout=10)  # the output ends with the process
-        proc.stdout.close()
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[ServedPage]:
+def server(tmp_path_factory) -> Iterator[Served]:
     """The module's server; ``--cors-origin null`` lets the file:// page call it."""
     with photoproc_serve(tmp_path_factory.mktemp("page-server"), "--cors-origin", "null") as live:
         yield live
 
 
 @pytest.fixture(scope="module")
-def idle_server(tmp_path_factory) -> Iterator[ServedPage]:
+def idle_server(tmp_path_factory) -> Iterator[Served]:
     """A server without a worker (its jobs wait, so cancelling one is not a race) and with
     a token."""
     root = tmp_path_factory.mktemp("idle-server")
