@@ -146,8 +146,15 @@ def test_bad_option_is_a_clear_error(tmp_path: Path):
     assert "bgcolor" in proc.stderr and "Traceback" not in proc.stderr
 
 
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# A job started in the background (nohup, `cmd &` in a script, some CI runners) inherits
+# SIGINT ignored, and Python then never raises KeyboardInterrupt. What a user's Ctrl-C
+# reaches is a foreground process: the child restores that disposition itself. (Not with
+# preexec_fn: Python code between fork and exec can deadlock once this process has threads,
+# e.g. onnxruntime's from an earlier test.)
+_FOREGROUND_PHOTOPROC = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from photoproc.cli import main; sys.exit(main(sys.argv[1:]))"
+)
 
 
 @pytest.mark.timeout(600)
@@ -163,8 +170,8 @@ def test_ctrl_c_stops_cleanly_without_half_written_files(tmp_path: Path):
     proc = subprocess.Popen(
         [
             sys.executable,
-            "-m",
-            "photoproc",
+            "-c",
+            _FOREGROUND_PHOTOPROC,
             "process",
             str(src),
             "--out",
@@ -178,10 +185,6 @@ def test_ctrl_c_stops_cleanly_without_half_written_files(tmp_path: Path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        # A job started in the background (nohup, `cmd &` in a script, some CI runners)
-        # inherits SIGINT ignored, and Python then never raises KeyboardInterrupt. What a
-        # user's Ctrl-C reaches is a foreground process: give the child that disposition.
-        preexec_fn=_default_sigint,
     )
     try:
         # Generous: a machine under a load of 15 on 2 cores takes minutes here.
