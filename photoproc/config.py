@@ -33,7 +33,7 @@ from typing import Any
 from .errors import InvalidOptionsError
 from .ingest import IngestLimits
 
-__all__ = ["Settings", "default_data_dir"]
+__all__ = ["Settings", "default_data_dir", "usable_cores"]
 
 
 def default_data_dir() -> Path:
@@ -43,8 +43,8 @@ def default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir("photoproc", appauthor=False))
 
 
-def _cpu_count() -> int:
-    # The cores this process may use, not the machine's (containers, taskset).
+def usable_cores() -> int:
+    """The cores this process may use, not the machine's (containers, taskset)."""
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return max(1, os.cpu_count() or 1)
@@ -74,7 +74,7 @@ class Settings:
 
     data_dir: Path
     #: pipeline child processes per worker; each runs one image at a time.
-    workers: int = field(default_factory=_cpu_count)
+    workers: int = field(default_factory=usable_cores)
     item_timeout: float = 300.0
     max_attempts: int = 3
     lease_seconds: float = 30.0

@@ -31,6 +31,7 @@ from support.worker_proc import (
     worker_env,
 )
 
+from photoproc.config import usable_cores
 from photoproc.jobs import ItemStatus, JobStatus
 from photoproc.store import JobStore
 from photoproc.worker import Worker, output_names
@@ -425,7 +426,7 @@ def test_two_worker_processes_share_a_job_without_doing_an_item_twice(data_dir, 
 
 def test_an_item_alone_gets_every_core_and_a_full_pool_one_each(data_dir, store):
     """The model's intra-op threads are set at dispatch from the items in flight."""
-    cores = os.cpu_count() or 1
+    cores = usable_cores()
     seen: list[tuple[str, int]] = []
     with Worker(store, make_settings(data_dir, workers=cores)) as worker:
         submit = worker.executor.submit

@@ -10,7 +10,6 @@ costs less to upscale and encode. The pixels are decoded once.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
@@ -18,6 +17,7 @@ from typing import TYPE_CHECKING
 import cv2
 import numpy as np
 
+from ..config import usable_cores
 from ..options import ProcessOptions
 from . import encode as enc
 from .decode import DEFAULT_MAX_PIXELS, decode
@@ -43,11 +43,8 @@ def configure_threads(threads: int = 1) -> None:
 
 
 def default_threads() -> int:
-    """The cores this process may use: the model's intra-op threads for one image alone."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # not on Linux
-        return max(1, os.cpu_count() or 1)
+    """The model's intra-op threads for one image alone: every core this process may use."""
+    return usable_cores()
 
 
 def warm_up(options: ProcessOptions, *, threads: int | Iterable[int] = 1) -> None:

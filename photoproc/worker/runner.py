@@ -39,7 +39,7 @@ from concurrent.futures import CancelledError
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..config import Settings
+from ..config import Settings, usable_cores
 from ..store import Claim, JobStore
 from .child import ItemTask
 from .executors import Executor, LocalPool, RunSpec
@@ -263,7 +263,7 @@ class Worker:
             item_function=self._item_function,
             write_function=self._write_function,
             # One item alone gets every core; a full pool, one core each.
-            threads=max(1, (os.cpu_count() or 1) // (len(self._running) + 1)),
+            threads=max(1, usable_cores() // (len(self._running) + 1)),
         )
         token = claim.token
         try:
